@@ -1,0 +1,49 @@
+"""`u2video models`: list, pull and verify weights in the store shared with rembg."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..terminal import TerminalReporter
+
+
+def list_models() -> None:
+    """List the models: name, whether present and verified, and path in the store."""
+    from ..model.weights import list_store, store_dir
+
+    typer.echo(f"store: {store_dir()}  (set U2NET_HOME to move it; shared with rembg)")
+    for entry in list_store():
+        state = "ok" if entry.verified else ("BAD CHECKSUM" if entry.present else "missing")
+        typer.echo(f"{entry.spec.name:<16} {state:<12} {entry.path}  - {entry.spec.description}")
+
+
+def pull(
+    names: Annotated[list[str], typer.Argument(help="Model names, e.g. u2netp u2net.", show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Download again even if an intact copy is there.")] = False,
+) -> None:
+    """Download models into the store (checksum verified, atomic)."""
+    from ..model.weights import lookup, pull as pull_model
+
+    for spec in [lookup(n) for n in names]:
+        path = pull_model(spec, TerminalReporter(), force=force)
+        typer.echo(f"{spec.name}: {path} (md5 {spec.md5} verified)")
+
+
+def verify(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names; all present ones when omitted.")] = None,
+) -> None:
+    """Check the md5 of models in the store; exits non-zero if one is missing or damaged."""
+    from ..errors import ModelError
+    from ..model.weights import list_store, lookup, store_dir, verify as verify_model
+
+    specs = [lookup(n) for n in names] if names else [e.spec for e in list_store() if e.present]
+    if not specs:
+        raise ModelError(f"no models in the store {store_dir()}: run `u2video models pull u2netp`")
+    for spec in specs:
+        path = store_dir() / spec.filename
+        if not path.is_file():
+            raise ModelError(f"{spec.name} is not in the store: run `u2video models pull {spec.name}`")
+        verify_model(spec, path)
+        typer.echo(f"{spec.name}: ok ({path})")
