@@ -70,7 +70,7 @@ class RSU(nn.Module):
         hx = getattr(self, f"rebnconv{self.height}")(hx)
         for i in range(self.height - 1, 0, -1):
             skip = skips[i - 1]
-            if not self.dilated and hx.shape[2:] != skip.shape[2:]:
+            if not self.dilated and i < self.height - 1:  # the bottom conv kept its input's size
                 hx = _upsample_like(hx, skip)
             hx = getattr(self, f"rebnconv{i}d")(torch.cat((hx, skip), 1))
         return hx + hxin

@@ -113,7 +113,8 @@ def pull(spec: ModelSpec, reporter: Reporter | None = None, force: bool = False)
     try:
         digest = hashlib.md5()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=30) as response:
-            total = response.length
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
             bar = reporter.bar(f"downloading {spec.filename}", total, "B")
             try:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
