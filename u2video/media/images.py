@@ -1,7 +1,8 @@
-"""Still images: strict decoding through PyAV, encoding through OpenCV, written atomically."""
+"""Still images: decoded and encoded with OpenCV, JPEGs checked strictly with PyAV, written atomically."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
@@ -22,28 +23,31 @@ def is_image(path: Path) -> bool:
 def read_image(path: Path) -> np.ndarray:
     """Decode an image file -> [H,W,3] uint8 RGB, turned upright by its EXIF orientation.
 
-    Decoding is strict: a truncated or corrupt file raises MediaError instead of yielding a
-    half-grey picture (OpenCV and FFmpeg's defaults both accept truncated JPEGs silently).
+    OpenCV (libjpeg) decodes the pixels: it upsamples JPEG chroma as PIL does in the U²-Net
+    authors' pipeline, which FFmpeg's decoder does not (a mean difference of ~1 grey level that
+    moves mask edges). OpenCV accepts truncated JPEGs silently, though, so JPEGs are also run
+    through FFmpeg's strict decoder: a damaged file is an error, not a half-grey picture.
     """
     if not path.is_file():
         raise MediaError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path} holds no image: give a JPEG, PNG, WebP, BMP or TIFF file")
+        data = path.read_bytes()
+    except OSError as e:
+        raise MediaError(f"cannot read {path} ({e.strerror})") from None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if bgr is None or (data[:2] == b"\xff\xd8" and not _jpeg_is_complete(data)):
+        raise MediaError(f"{path} is not a readable image or is truncated/corrupt: re-export or re-download it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _jpeg_is_complete(data: bytes) -> bool:
+    try:
+        with av.open(io.BytesIO(data), format="jpeg_pipe") as container:
             stream = container.streams.video[0]
             stream.codec_context.options = {"err_detect": "explode"}
-            frame = next(container.decode(stream), None)
-            if frame is None:
-                raise MediaError(f"{path} holds no decodable image: the file is empty or damaged")
-            rgb = frame.to_ndarray(format="rgb24")
-            rotation = frame.rotation  # display-matrix angle, counter-clockwise degrees
-    except av.FFmpegError as e:
-        raise MediaError(f"{path} is not a readable image or is truncated/corrupt ({e.strerror}): "
-                         "re-export or re-download it") from None
-    if rotation % 360:
-        rgb = np.ascontiguousarray(np.rot90(rgb, k=(rotation // 90) % 4))
-    return rgb
+            return next(container.decode(stream), None) is not None
+    except av.FFmpegError:
+        return False
 
 
 def write_image(path: Path, pixels: np.ndarray) -> None:
