@@ -5,6 +5,8 @@ import torch
 
 from u2video.model.u2net import U2NET, U2NETP, fold_batchnorm
 
+from .conftest import randomise_batchnorm
+
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -46,13 +48,7 @@ def test_dilated_blocks_keep_size_and_use_dilations():
 
 def test_fold_batchnorm_keeps_the_function():
     torch.manual_seed(1)
-    net = U2NETP().eval()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics, as a trained net has
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.5, 0.5)
+    net = randomise_batchnorm(U2NETP().eval())
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         before = net(x)

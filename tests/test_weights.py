@@ -12,7 +12,7 @@ from u2video.model import registry, weights
 from u2video.model.u2net import U2NET, U2NETP, fold_batchnorm
 from u2video.segmenter import _MEAN, _STD
 
-from .conftest import md5, synthetic_scene
+from .conftest import md5, randomise_batchnorm, synthetic_scene
 
 
 def normalised_input(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -50,13 +50,7 @@ def test_architecture_is_detected_from_the_onnx_file(u2netp_store):
 def test_random_checkpoint_round_trips_through_pth_and_onnx(arch, tmp_path):
     pytest.importorskip("onnx", reason="needs onnx (pip install -e '.[onnx]')")
     torch.manual_seed(4)
-    original = arch().eval()
-    for m in original.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.3, 0.3)
+    original = randomise_batchnorm(arch().eval())
     pth = tmp_path / "model.pth"
     torch.save(original.state_dict(), pth)  # the authors' format: a state dict with BatchNorm
     onnx_path = tmp_path / "model.onnx"
