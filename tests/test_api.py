@@ -38,6 +38,6 @@ def test_demo_still_is_cut_out(u2netp_store, tmp_path):
 def test_api_accepts_a_list_and_a_folder_output(u2netp_store, tmp_path):
     sources = [write_rgb(tmp_path / f"s{i}.png", load_samples_module().render_still(96, 128, seed=i)) for i in range(2)]
     written = u2video.matte(sources, tmp_path / "masks", model=u2video.ModelConfig(input_size=64),
-                            options=u2video.ImageOutputConfig(mask_only=True))
+                            options=u2video.OutputConfig(mask_only=True))
     assert [p.name for p in written] == ["s0.png", "s1.png"]
     assert all(Path(p).parent == tmp_path / "masks" for p in written)

@@ -19,7 +19,7 @@ def segmenter():
     folder = weights_dir()
     if folder is None:
         pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
-    return Segmenter.from_config(ModelConfig(str(folder / "u2netp.onnx")), DeviceConfig(DeviceKind.CPU))
+    return Segmenter.from_config(ModelConfig(str(folder / "u2netp.onnx")).resolved(video=False), DeviceConfig(DeviceKind.CPU))
 
 
 @pytest.mark.parametrize("name", IMAGES)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DeviceConfig, DeviceKind, ImageOutputConfig, ModelConfig, Normalization, Precision
+from .config import DeviceConfig, DeviceKind, OutputConfig, ModelConfig, Normalization, Precision
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
 __version__ = "0.1.0"
@@ -21,6 +21,6 @@ def matte(*args: Any, **kwargs: Any) -> Any:
 
 
 __all__ = [
-    "matte", "ModelConfig", "DeviceConfig", "ImageOutputConfig", "DeviceKind", "Precision", "Normalization",
+    "matte", "ModelConfig", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

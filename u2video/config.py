@@ -5,7 +5,7 @@ Commands fill these from flags (later: from a preset, then flags); the library o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from .errors import ConfigError
@@ -32,6 +32,7 @@ class Normalization(str, Enum):
     flicker).
     """
 
+    AUTO = "auto"  # REFERENCE for images, FIXED for video
     REFERENCE = "reference"
     FIXED = "fixed"
 
@@ -40,7 +41,13 @@ class Normalization(str, Enum):
 class ModelConfig:
     name: str = "u2netp"  # registry name or a path to a .onnx/.pth file
     input_size: int = 320  # the square size the network sees
-    normalization: Normalization = Normalization.REFERENCE
+    normalization: Normalization = Normalization.AUTO
+
+    def resolved(self, video: bool) -> "ModelConfig":
+        """AUTO normalisation made concrete for images or video."""
+        if self.normalization is not Normalization.AUTO:
+            return self
+        return replace(self, normalization=Normalization.FIXED if video else Normalization.REFERENCE)
 
     def __post_init__(self) -> None:
         if not 32 <= self.input_size <= 2048 or self.input_size % 32:
@@ -60,6 +67,6 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
-class ImageOutputConfig:
-    mask_only: bool = False  # write the grey mask instead of the RGBA cut-out
+class OutputConfig:
+    mask_only: bool = False  # write the grey mask/matte instead of the RGBA cut-out
     overwrite: bool = False  # replace outputs that already exist

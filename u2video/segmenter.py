@@ -43,6 +43,8 @@ class Segmenter:
     def from_config(cls, model: ModelConfig, device: DeviceConfig,
                     reporter: Reporter | None = None) -> "Segmenter":
         """Pick the device, fetch and verify the weights, load the network."""
+        if model.normalization is Normalization.AUTO:
+            raise ValueError("resolve AUTO normalisation with ModelConfig.resolved() first")
         torch_device = pick_device(device.kind)  # fail on a missing GPU before any download
         network, weights = load_network(model.name, reporter)
         return cls(network, torch_device, pick_dtype(device.precision), model.input_size,

@@ -18,4 +18,4 @@ InputSizeOpt = Annotated[int, typer.Option(
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 NormalizationOpt = Annotated[Normalization, typer.Option(
     "--normalize", help="reference: the authors' per-image max and min-max (reproduces their masks); "
-    "fixed: /255 and the raw sigmoid, a constant gain.")]
+    "fixed: /255 and the raw sigmoid, a constant gain; auto: reference for images, fixed for video.")]

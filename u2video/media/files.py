@@ -30,18 +30,27 @@ def ensure_writable_dir(folder: Path) -> None:
         raise MediaError(f"cannot write to {folder} ({e.strerror or e}): choose a writable output folder") from None
 
 
-@contextlib.contextmanager
-def atomic_output(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+def temp_beside(target: Path) -> Path:
+    """Create an empty hidden file beside ``target`` to write into, then rename onto it.
 
-    The temporary keeps the target's extension so encoders that look at it pick the same format.
+    It keeps the target's extension so encoders that look at it pick the same format, and gets
+    the permissions a plain new file would (mkstemp's are owner-only).
     """
     try:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".part{target.suffix}")
         os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)
     except OSError as e:
         raise MediaError(f"cannot write to {target.parent} ({e.strerror}): choose a writable output folder") from None
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_output(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
+    tmp = temp_beside(target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -1,0 +1,137 @@
+"""The one frame loop: source -> batches -> segmenter -> compose -> sink.
+
+Decoding and encoding run on their own threads (FFmpeg releases the GIL), the network on the
+caller's thread, joined by bounded queues: the stages overlap and memory stays flat however
+long the clip is.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .media.source import DecodedFrame, VideoSource
+from .media.writers import Sink
+from .progress import Reporter
+from .segmenter import Segmenter
+
+_END = object()
+
+# frames [B,H,W,3] uint8 + alpha [B,1,H,W] f32 (both on the device) -> output pixels [B,...] uint8
+Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class RunStats:
+    frames: int
+    lost: int  # frames the decoder could not decode
+
+
+class _Stage(threading.Thread):
+    """A thread that keeps its exception for the caller instead of printing it."""
+
+    def __init__(self, target: Callable[[], None], name: str):
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as e:  # handed to the main thread, which re-raises it
+            self.error = e
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event, producer: _Stage | None = None) -> object:
+    """Next item, or _END once ``stop`` is set or the producer thread ended (its error re-raised)."""
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
+            if producer is not None and not producer.is_alive() and q.empty():
+                if producer.error is not None:
+                    raise producer.error
+                return _END
+
+
+def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: Sink, batch: int,
+              reporter: Reporter) -> RunStats:
+    """Process every frame of ``source`` into ``sink``; finish the sink, or abort it on any error."""
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
+    rendered: queue.Queue = queue.Queue(maxsize=2)
+
+    def decode() -> None:
+        for frame in source.frames():
+            if not _put(decoded, frame, stop):
+                return
+        _put(decoded, _END, stop)
+
+    def encode() -> None:
+        while True:
+            item = _get(rendered, stop)
+            if item is _END:
+                return
+            pixels, pts = item
+            for one, t in zip(pixels, pts):
+                sink.write(one, t)
+
+    decoder, encoder = _Stage(decode, "u2video-decode"), _Stage(encode, "u2video-encode")
+    bar = reporter.bar("frames", source.info.frames or None, "frame")
+    count = 0
+    try:
+        decoder.start()
+        encoder.start()
+        for chunk in _batches(decoded, stop, decoder, batch):
+            frames = torch.from_numpy(np.stack([f.rgb for f in chunk]))  # [B,H,W,3] uint8
+            alpha = segmenter(frames)  # [B,1,H,W] f32 0..1 on the device
+            pixels = render(frames.to(alpha.device), alpha).cpu().numpy()
+            if not _put(rendered, (pixels, [f.pts for f in chunk]), stop) or encoder.error:
+                break
+            count += len(chunk)
+            bar.update(len(chunk))
+        _put(rendered, _END, stop)
+        encoder.join()
+        if encoder.error is not None:
+            raise encoder.error
+        sink.finish()
+    except BaseException:
+        stop.set()
+        decoder.join(timeout=5)
+        encoder.join(timeout=5)
+        sink.abort()
+        raise
+    finally:
+        bar.close()
+    return RunStats(count, source.lost)
+
+
+def _batches(decoded: queue.Queue, stop: threading.Event, decoder: _Stage, size: int) -> Iterator[list[DecodedFrame]]:
+    chunk: list[DecodedFrame] = []
+    while True:
+        item = _get(decoded, stop, decoder)
+        if item is _END:
+            break
+        chunk.append(item)  # type: ignore[arg-type]
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
