@@ -131,3 +131,52 @@ def test_bad_video_input(case, u2netp_store, clip, tmp_path):
     assert len(errors) == 1 and "Traceback" not in result.output
     assert md5(source) == before
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".*part*"))
+
+
+class FailingSink:
+    """A sink whose disk 'fills up' after two frames."""
+
+    def __init__(self):
+        self.written, self.aborted, self.finished = 0, False, False
+
+    def write(self, pixels, pts):
+        if self.written == 2:
+            import time
+            time.sleep(0.5)  # let the network fill the queue to the encoder first
+            from u2video.errors import MediaError
+            raise MediaError("disk full")
+        self.written += 1
+
+    def finish(self):
+        self.finished = True
+
+    def abort(self):
+        self.aborted = True
+
+
+def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_path):
+    import threading
+
+    from u2video.compose import to_rgba
+    from u2video.errors import MediaError
+    from u2video.media.source import VideoSource
+    from u2video.pipeline import run_video
+    from u2video.progress import SilentReporter
+
+    clip = make_clip(tmp_path / "long.mp4", frames=40)
+    seg = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CPU))
+    sink, outcome = FailingSink(), {}
+
+    def work():
+        with VideoSource(clip) as video:
+            try:
+                run_video(video, seg, to_rgba, sink, 1, SilentReporter())
+            except MediaError as e:
+                outcome["error"] = str(e)
+
+    runner = threading.Thread(target=work, daemon=True)
+    runner.start()
+    runner.join(timeout=120)
+    assert not runner.is_alive(), "run_video hung after the encoder failed"
+    assert outcome.get("error") == "disk full"
+    assert sink.aborted and not sink.finished and sink.written == 2

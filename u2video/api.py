@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .compose import alpha_to_uint8, to_rgba
+from .compose import to_matte, to_rgba
 from .config import DeviceConfig, OutputConfig, ModelConfig
 from .errors import ConfigError, MediaError
 from .media.files import check_output, ensure_writable_dir
@@ -83,7 +83,7 @@ def matte_image(segmenter: Segmenter, job: ImageJob, options: OutputConfig) -> N
     rgb = read_image(job.source)  # [H,W,3] uint8
     frames = torch.from_numpy(rgb)[None]  # [1,H,W,3]
     alpha = segmenter(frames)  # [1,1,H,W] f32 0..1
-    pixels = alpha_to_uint8(alpha)[0, 0] if options.mask_only else to_rgba(frames, alpha)[0]
+    pixels = (to_matte if options.mask_only else to_rgba)(frames, alpha)[0]
     write_image(job.target, pixels.cpu().numpy())
 
 
@@ -111,7 +111,7 @@ def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: 
         segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
         reporter.info(segmenter.describe())
         sink = make_sink(video.info)
-        render = (lambda frames, alpha: alpha_to_uint8(alpha)[:, 0]) if options.mask_only else to_rgba
+        render = to_matte if options.mask_only else to_rgba
         stats = run_video(video, segmenter, render, sink, device.batch, reporter)
     if stats.lost:
         reporter.warn(f"{stats.lost} damaged packet(s) in {source.name} could not be decoded; "

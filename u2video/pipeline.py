@@ -22,7 +22,7 @@ from .segmenter import Segmenter
 
 _END = object()
 
-# frames [B,H,W,3] uint8 + alpha [B,1,H,W] f32 (both on the device) -> output pixels [B,...] uint8
+# frames [B,H,W,3] uint8 (host) + alpha [B,1,H,W] f32 (device) -> output pixels [B,...] uint8 (device)
 Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -47,8 +47,9 @@ class _Stage(threading.Thread):
             self.error = e
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    while not stop.is_set():
+def _put(q: queue.Queue, item: object, stop: threading.Event, consumer: _Stage | None = None) -> bool:
+    """Put ``item``; False once ``stop`` is set or the consumer thread ended (nobody will take it)."""
+    while not stop.is_set() and (consumer is None or consumer.is_alive()):
         try:
             q.put(item, timeout=0.1)
             return True
@@ -102,12 +103,12 @@ def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: S
         for chunk in _batches(decoded, stop, decoder, batch):
             frames = torch.from_numpy(np.stack([f.rgb for f in chunk]))  # [B,H,W,3] uint8
             alpha = segmenter(frames)  # [B,1,H,W] f32 0..1 on the device
-            pixels = render(frames.to(alpha.device), alpha).cpu().numpy()
-            if not _put(rendered, (pixels, [f.pts for f in chunk]), stop) or encoder.error:
-                break
+            pixels = render(frames, alpha).cpu().numpy()
+            if not _put(rendered, (pixels, [f.pts for f in chunk]), stop, encoder):
+                break  # the encoder died; its error is raised below
             count += len(chunk)
             bar.update(len(chunk))
-        _put(rendered, _END, stop)
+        _put(rendered, _END, stop, encoder)
         encoder.join()
         if encoder.error is not None:
             raise encoder.error
