@@ -137,21 +137,22 @@ class FailingSink:
     """A sink whose disk 'fills up' after two frames."""
 
     def __init__(self):
-        self.written, self.aborted, self.finished = 0, False, False
+        self.frames, self.salvaged, self.finished = 0, False, False
 
     def write(self, pixels, pts):
-        if self.written == 2:
+        if self.frames == 2:
             import time
             time.sleep(0.5)  # let the network fill the queue to the encoder first
             from u2video.errors import MediaError
             raise MediaError("disk full")
-        self.written += 1
+        self.frames += 1
 
     def finish(self):
         self.finished = True
 
-    def abort(self):
-        self.aborted = True
+    def salvage(self):
+        self.salvaged = True
+        return None
 
 
 def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_path):
@@ -179,4 +180,4 @@ def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_p
     runner.join(timeout=120)
     assert not runner.is_alive(), "run_video hung after the encoder failed"
     assert outcome.get("error") == "disk full"
-    assert sink.aborted and not sink.finished and sink.written == 2
+    assert sink.salvaged and not sink.finished and sink.frames == 2

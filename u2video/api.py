@@ -4,10 +4,13 @@
     u2video.matte("clip.mp4", "clip.mov")              # ProRes 4444 with alpha
     u2video.matte(["photo.jpg"], "photo.png")
     u2video.matte(["photos/"], "cutouts/", options=u2video.OutputConfig(mask_only=True))
+    u2video.replace("clip.mp4", "beach.mp4", background="beach.jpg")
+    u2video.replace("clip.mp4", "small.mp4", "blur", options=u2video.load_preset("web-small").output_config())
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,15 +18,15 @@ from pathlib import Path
 
 import torch
 
-from .compose import to_matte, to_rgba
-from .config import DeviceConfig, OutputConfig, ModelConfig
+from .compose import Compositor, parse_background, to_matte, to_rgba
+from .config import DeviceConfig, OutputConfig, ModelConfig, VideoFormat
 from .errors import ConfigError, MediaError
 from .media.files import check_output, ensure_writable_dir
-from .media.codecs import alpha_format, is_png_sequence
+from .media.codecs import video_format
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
-from .media.source import VideoSource, is_video
-from .media.writers import PngSequenceSink, VideoSink
-from .pipeline import run_video
+from .media.source import VideoInfo, VideoSource, is_video
+from .media.writers import PngSequenceSink, Sink, VideoSink, output_size
+from .pipeline import Render, run_video
 from .progress import Reporter, SilentReporter
 from .segmenter import Segmenter
 
@@ -35,9 +38,10 @@ class ImageJob:
 
 
 def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
-                options: OutputConfig) -> list[ImageJob]:
+                options: OutputConfig, composite: bool = False) -> list[ImageJob]:
     """Expand folders, pair each input image with its output path, and check everything that
-    can be checked before the model loads (inputs exist, outputs are allowed and writable)."""
+    can be checked before the model loads (inputs exist, outputs are allowed and writable).
+    ``composite``: outputs are opaque composites (any image format; folders keep the input's)."""
     if not inputs:
         raise ConfigError("no input given: name one or more images or folders")
     sources: list[Path] = []
@@ -61,13 +65,13 @@ def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
     else:
         if output.suffix and not output.is_dir():
             raise ConfigError(f"{len(sources)} images need an output folder, not the file {output}")
-        jobs = [ImageJob(src, output / f"{src.stem}.png") for src in sources]
+        jobs = [ImageJob(src, output / (src.name if composite else f"{src.stem}.png")) for src in sources]
         names = [job.target.name for job in jobs]
         twins = sorted({n for n in names if names.count(n) > 1})
         if twins:
             raise ConfigError(f"several inputs would write {twins[0]}: process those folders separately")
 
-    allowed = IMAGE_SUFFIXES if options.mask_only else ALPHA_SUFFIXES
+    allowed = IMAGE_SUFFIXES if options.mask_only or composite else ALPHA_SUFFIXES
     for job in jobs:
         if job.target.suffix.lower() not in allowed:
             what = "a mask" if options.mask_only else "transparency (use .png or .webp, or --mask-only)"
@@ -80,11 +84,60 @@ def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
 
 def matte_image(segmenter: Segmenter, job: ImageJob, options: OutputConfig) -> None:
     """One image: decode -> alpha at full resolution -> RGBA (or grey mask) -> atomic write."""
+    render = to_matte if options.mask_only else to_rgba
+    _one_image(segmenter, job, render)
+
+
+def _one_image(segmenter: Segmenter, job: ImageJob, render: Render) -> None:
     rgb = read_image(job.source)  # [H,W,3] uint8
     frames = torch.from_numpy(rgb)[None]  # [1,H,W,3]
     alpha = segmenter(frames)  # [1,1,H,W] f32 0..1
-    pixels = (to_matte if options.mask_only else to_rgba)(frames, alpha)[0]
-    write_image(job.target, pixels.cpu().numpy())
+    write_image(job.target, render(frames, alpha)[0].cpu().numpy())
+
+
+def process_video(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
+                  model: ModelConfig, device: DeviceConfig, options: OutputConfig, reporter: Reporter) -> Path:
+    """The video path shared by ``matte`` and ``replace``: every check that can fail runs before
+    the first frame is processed, then ``pipeline.run_video`` does the work."""
+    source, output = Path(source), Path(output)
+    fmt = video_format(output, command, options.mask_only, options.format, options.crf)
+    if fmt.sequence:
+        folder = output.parent if "%" in output.name else output
+        if folder.is_dir() and any(folder.iterdir()) and not options.overwrite:
+            raise ConfigError(f"{folder} is not empty: pass --overwrite to write into it, or choose an empty folder")
+        ensure_writable_dir(folder)
+    else:
+        check_output(output, [source], options.overwrite)
+        ensure_writable_dir(output.parent)
+
+    with VideoSource(source, options.start, options.end) as video:
+        info = video.info
+        segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
+        reporter.info(segmenter.describe())
+        if fmt.sequence:
+            sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end)
+            size = (info.width, info.height)
+        else:
+            sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
+                             source, options.start, options.end, options.max_height)
+            size = output_size(info.width, info.height, fmt, options.max_height)
+        reporter.info(_describe_output(info, fmt, size, output))
+        stats = run_video(video, segmenter, render, sink, device.batch, reporter)
+    if stats.lost or stats.damaged:
+        reporter.warn(f"{source.name} is damaged: {stats.lost} frame(s) could not be decoded and were "
+                      f"skipped, {stats.damaged} were decoded with errors; {stats.frames} frames were written")
+    return output
+
+
+def _describe_output(info: VideoInfo, fmt: VideoFormat, size: tuple[int, int], output: Path) -> str:
+    parts = [f"writing {output.name}: {fmt.codec} {fmt.pix_fmt} {size[0]}x{size[1]}"]
+    if info.rotation:
+        parts.append(f"turned {info.rotation}° upright")
+    if size != (info.width, info.height) and fmt.chroma_420 and size[1] == info.height + info.height % 2:
+        parts.append(f"padded from {info.width}x{info.height} ({fmt.pix_fmt} needs even sizes)")
+    if info.audio_streams:
+        parts.append(f"{info.audio_streams} audio stream(s) carried")
+    return ", ".join(parts)
 
 
 def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: ModelConfig = ModelConfig(),
@@ -92,31 +145,12 @@ def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: 
                 reporter: Reporter | None = None) -> Path:
     """Cut the subject out of a video: RGBA video (.mov ProRes 4444, .webm VP9+alpha), an RGBA
     PNG sequence (a folder or a ``%05d.png`` pattern), or with ``mask_only`` the grey matte
-    (.mkv FFV1 lossless, .mov ProRes). Every frame keeps its timestamp. Returns the output path."""
-    reporter = reporter or SilentReporter()
-    source, output = Path(source), Path(output)
-    if is_png_sequence(output):
-        folder = output.parent if "%" in output.name else output
-        if folder.is_dir() and any(folder.iterdir()) and not options.overwrite:
-            raise ConfigError(f"{folder} is not empty: pass --overwrite to write into it, or choose an empty folder")
-        ensure_writable_dir(folder)
-        make_sink = lambda info: PngSequenceSink(output)  # noqa: E731
-    else:
-        fmt = alpha_format(output, options.mask_only)  # fails for e.g. alpha in .mp4, before decoding
-        check_output(output, [source], options.overwrite)
-        ensure_writable_dir(output.parent)
-        make_sink = lambda info: VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base)  # noqa: E731
-
-    with VideoSource(source) as video:
-        segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
-        reporter.info(segmenter.describe())
-        sink = make_sink(video.info)
-        render = to_matte if options.mask_only else to_rgba
-        stats = run_video(video, segmenter, render, sink, device.batch, reporter)
-    if stats.lost:
-        reporter.warn(f"{stats.lost} damaged packet(s) in {source.name} could not be decoded; "
-                      f"{stats.frames} frames were written")
-    return output
+    (.mkv FFV1 lossless, .mov ProRes). ``options.format`` (e.g. a preset's) overrides the
+    choice by extension. Every frame keeps its timestamp; audio streams are carried. Returns
+    the output path."""
+    render = to_matte if options.mask_only else to_rgba
+    return process_video(source, output, "matte", render, model=model, device=device, options=options,
+                         reporter=reporter or SilentReporter())
 
 
 def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike, *,
@@ -130,21 +164,60 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
     ``reporter.warn`` and the rest are still written; a MediaError at the end says how many failed.
     """
     reporter = reporter or SilentReporter()
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if len(inputs) == 1 and is_video(Path(inputs[0])):
         return [matte_video(inputs[0], output, model=model, device=device, options=options, reporter=reporter)]
     jobs = plan_images(inputs, output, options)
+    return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, reporter)
+
+
+def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike,
+            background: str = "green", *, model: ModelConfig = ModelConfig(),
+            device: DeviceConfig = DeviceConfig(), options: OutputConfig = OutputConfig(),
+            reporter: Reporter | None = None) -> list[Path]:
+    """Put the subject of a video or of images onto a new background; returns the paths written.
+
+    ``background``: a colour (name like ``skyblue`` or ``#00b140``), an image file (scaled to
+    cover the frame), a video file (scaled to cover, looped or cut to the clip's length), or
+    ``blur``/``blur:STRENGTH`` (the frame itself blurred; strength is the sigma at 1080 lines).
+    Video goes to H.264 .mp4 by default (.mov ProRes 422 HQ, .mkv, .webm, a folder for PNGs, or
+    ``options.format``), with the input's audio. Images: as for ``matte``, in any image format.
+    """
+    reporter = reporter or SilentReporter()
+    inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    video = len(inputs) == 1 and is_video(Path(inputs[0]))
+    if video:
+        video_format(Path(output), "replace", False, options.format, options.crf)  # format errors before anything opens
+    else:
+        jobs = plan_images(inputs, output, options, composite=True)
+    backdrop = parse_background(background)
+    try:
+        reporter.info(f"background: {backdrop.description}")
+        compositor = Compositor(backdrop)
+        if video:
+            return [process_video(inputs[0], output, "replace", compositor, model=model, device=device,
+                                  options=replace_options(options), reporter=reporter)]
+        return _process_images(jobs, compositor, model, device, reporter)
+    finally:
+        backdrop.close()
+
+
+def replace_options(options: OutputConfig) -> OutputConfig:
+    """``replace`` writes composites, never a matte."""
+    return dataclasses.replace(options, mask_only=False)
+
+
+def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,
+                    reporter: Reporter) -> list[Path]:
     segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter)
     reporter.info(segmenter.describe())
-
     written: list[Path] = []
     failed = 0
-    bar = reporter.bar("matte", len(jobs), "img") if len(jobs) > 1 else None
+    bar = reporter.bar("images", len(jobs), "img") if len(jobs) > 1 else None
     try:
         for job in jobs:
             try:
-                matte_image(segmenter, job, options)
+                _one_image(segmenter, job, render)
                 written.append(job.target)
             except MediaError as e:
                 if len(jobs) == 1:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands import matte, models
+from .commands import matte, models, presets, replace
 from .errors import U2VideoError
 
 _debug = os.getenv("U2VIDEO_DEBUG", "") not in ("", "0")
@@ -26,8 +26,8 @@ def _user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             typer.echo(f"u2video: error: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("u2video: interrupted; nothing partial was left at the output", err=True)
+        except KeyboardInterrupt:  # what was kept (if anything) has been reported already
+            typer.echo("u2video: interrupted", err=True)
             raise typer.Exit(130) from None
 
     return run
@@ -46,6 +46,8 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 
 
 app.command("matte")(_user_errors(matte.matte))
+app.command("replace")(_user_errors(replace.replace))
+app.command("presets")(_user_errors(presets.presets))
 
 models_app = typer.Typer(help="List, pull and verify model weights ($U2NET_HOME or ~/.u2net, shared with rembg).",
                          invoke_without_command=True, no_args_is_help=False)

@@ -1,14 +1,19 @@
 """Options as frozen dataclasses and str Enums. Validation raises ConfigError in __post_init__.
 
-Commands fill these from flags (later: from a preset, then flags); the library only reads them.
+Commands fill these from defaults, then a preset (``presets.py``), then flags; the library only
+reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import TypeVar
 
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 
 class DeviceKind(str, Enum):
@@ -67,6 +72,61 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class VideoFormat:
+    """One way to write video: what a preset's [format] table holds.
+
+    ``container`` "image2" means a numbered PNG sequence (a folder or a %05d.png pattern).
+    ``audio_codec`` "copy" remuxes each audio stream where the container takes its codec and
+    transcodes the others to the container's usual codec; any other value transcodes to it.
+    """
+
+    extension: str  # ".mov"; "" for an image sequence
+    container: str  # FFmpeg muxer: mov, mp4, webm, matroska, image2
+    codec: str  # FFmpeg encoder: prores_ks, libvpx-vp9, libx264, libx265, ffv1, png
+    pix_fmt: str  # encoder pixel format: yuva444p10le, yuva420p, yuv420p, gray, rgba
+    codec_options: Mapping[str, str] = field(default_factory=dict)
+    codec_tag: str | None = None  # e.g. "hvc1" so Apple players open HEVC
+    container_options: Mapping[str, str] = field(default_factory=dict)
+    audio_codec: str = "copy"
+    audio_bitrate: str | None = None  # e.g. "128k" for a transcode; None: the encoder's default
+
+    @property
+    def alpha(self) -> bool:
+        """Whether the pixel format keeps an alpha channel."""
+        return self.pix_fmt.startswith(("yuva", "rgba", "bgra", "argb", "gbrap", "ya"))
+
+    @property
+    def sequence(self) -> bool:
+        return self.container == "image2"
+
+    @property
+    def chroma_420(self) -> bool:
+        """4:2:0 encoders other than VP9 need even width and height."""
+        return "420" in self.pix_fmt and self.codec in ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+
+
+@dataclass(frozen=True)
 class OutputConfig:
-    mask_only: bool = False  # write the grey mask/matte instead of the RGBA cut-out
+    mask_only: bool = False  # write the grey mask/matte instead of the RGBA cut-out / composite
     overwrite: bool = False  # replace outputs that already exist
+    format: VideoFormat | None = None  # video format; None: chosen from the output's extension
+    max_height: int | None = None  # scale video down to at most this height (keeps aspect)
+    crf: int | None = None  # constant-quality setting for H.264/H.265/VP9; None: the format's
+    start: float | None = None  # seconds into the input where output starts (video)
+    end: float | None = None  # seconds into the input where output ends (video)
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.start < 0:
+            raise ConfigError(f"--start {self.start} is negative: give seconds from the beginning, e.g. 12.5")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ConfigError(f"--end {self.end} is not after --start {self.start}: give a later end")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise ConfigError(f"--crf {self.crf} is out of range: give 0 to 51 (H.264/H.265) or 0 to 63 (VP9)")
+        if self.max_height is not None and self.max_height < 16:
+            raise ConfigError(f"max height {self.max_height} is too small: give at least 16 pixels")
+
+
+def with_flags(config: T, **flags: object) -> T:
+    """``config`` with every flag that was given (not None) replacing its field."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    return replace(config, **given) if given else config

@@ -30,6 +30,7 @@ Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class RunStats:
     frames: int
     lost: int  # frames the decoder could not decode
+    damaged: int  # frames decoded with errors (concealed by the decoder), still written
 
 
 class _Stage(threading.Thread):
@@ -74,7 +75,11 @@ def _get(q: queue.Queue, stop: threading.Event, producer: _Stage | None = None) 
 
 def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: Sink, batch: int,
               reporter: Reporter) -> RunStats:
-    """Process every frame of ``source`` into ``sink``; finish the sink, or abort it on any error."""
+    """Process every frame of ``source`` into ``sink`` and finish it.
+
+    On any error or Ctrl-C the stages stop, the sink keeps what was written as a playable
+    partial output or removes it, ``reporter.warn`` says which, and the exception propagates.
+    """
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
     rendered: queue.Queue = queue.Queue(maxsize=2)
@@ -115,13 +120,19 @@ def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: S
         sink.finish()
     except BaseException:
         stop.set()
-        decoder.join(timeout=5)
-        encoder.join(timeout=5)
-        sink.abort()
+        decoder.join(timeout=10)
+        encoder.join(timeout=30)  # it stops between frames; the sink is not touched while it runs
+        kept = sink.salvage() if not encoder.is_alive() else None
+        total = f" of {source.info.frames}" if source.info.frames else ""
+        if kept is not None:
+            reporter.warn(f"stopped after {sink.frames}{total} frames: those frames were kept, "
+                          f"finalised and playable, in {kept}")
+        else:
+            reporter.warn(f"stopped after {count}{total} frames: no partial output was kept")
         raise
     finally:
         bar.close()
-    return RunStats(count, source.lost)
+    return RunStats(count, source.lost, source.damaged)
 
 
 def _batches(decoded: queue.Queue, stop: threading.Event, decoder: _Stage, size: int) -> Iterator[list[DecodedFrame]]:

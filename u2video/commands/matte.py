@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from ..config import DeviceConfig, DeviceKind, OutputConfig, ModelConfig, Normalization, Precision
 from ..terminal import TerminalReporter
-from .options import DeviceOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt, OverwriteOpt
+from .options import (BatchOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
+                      OverwriteOpt, PresetOpt, StartOpt, configs)
 
 
 def matte(
@@ -19,25 +19,28 @@ def matte(
         "--output", "-o", help="Video: .mov (ProRes 4444), .webm (VP9 alpha), or a folder/%05d.png for PNGs; "
         "with --matte-only .mkv (FFV1) or .mov. Images: a .png/.webp for one input, else a folder.",
         show_default=False)],
-    mask_only: Annotated[bool, typer.Option(
-        "--mask-only", "--matte-only", help="Write the grey mask/matte instead of the RGBA cut-out.")] = False,
-    model: ModelOpt = "u2netp",
-    device: DeviceOpt = DeviceKind.AUTO,
-    fp16: Fp16Opt = False,
-    input_size: InputSizeOpt = 320,
-    normalize: NormalizationOpt = Normalization.AUTO,
+    mask_only: Annotated[Optional[bool], typer.Option(
+        "--mask-only", "--matte-only", help="Write the grey mask/matte instead of the RGBA cut-out.",
+        show_default=False)] = None,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    fp16: Fp16Opt = None,
+    batch: BatchOpt = None,
+    input_size: InputSizeOpt = None,
+    normalize: NormalizationOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Cut the subject out: video or images with alpha, or the grey matte.
+    """Cut the subject out: video or images with alpha, or the grey matte. Audio is kept.
 
-    Examples: u2video matte clip.mp4 -o clip.mov; u2video matte photo.jpg -o photo.png
+    Examples: u2video matte clip.mp4 -o clip.mov; u2video matte clip.mp4 -o clip.webm;
+    u2video matte photo.jpg -o photo.png; u2video matte clip.mp4 -o matte.mkv --matte-only
     """
     from ..api import matte as run_matte  # torch loads here, not for --help
 
-    run_matte(
-        inputs, output,
-        model=ModelConfig(model, input_size, normalize),
-        device=DeviceConfig(device, Precision.FP16 if fp16 else Precision.FP32),
-        options=OutputConfig(mask_only=mask_only, overwrite=overwrite),
-        reporter=TerminalReporter(),
-    )
+    _, model_cfg, device_cfg, output_cfg = configs(
+        "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
+        batch=batch, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
+    run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, reporter=TerminalReporter())

@@ -1,21 +1,64 @@
-"""Flags shared by several commands, declared once."""
+"""Flags shared by several commands, declared once, and how they combine with a preset.
+
+Flags that a preset can set default to None ("not given"), so that defaults < preset < flags.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from ..config import DeviceKind, Normalization
+from ..config import DeviceConfig, DeviceKind, ModelConfig, Normalization, OutputConfig, Precision
+from ..presets import Preset, load_preset
 
-ModelOpt = Annotated[str, typer.Option(
+ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model name from `u2video models` (u2netp, u2net, u2net_human_seg, silueta) "
-    "or a path to a .onnx/.pth file.")]
-DeviceOpt = Annotated[DeviceKind, typer.Option("--device", help="Where the network runs.")]
-Fp16Opt = Annotated[bool, typer.Option("--fp16/--fp32", help="Half precision for the network (CUDA).")]
-InputSizeOpt = Annotated[int, typer.Option(
-    "--input-size", min=32, max=2048, help="Square size the network sees (multiple of 32; trained at 320).")]
+    "or a path to a .onnx/.pth file.  [default: u2netp]", show_default=False)]
+DeviceOpt = Annotated[Optional[DeviceKind], typer.Option(
+    "--device", help="Where the network runs.  [default: auto]", show_default=False)]
+Fp16Opt = Annotated[Optional[bool], typer.Option(
+    "--fp16/--fp32", help="Half precision for the network (CUDA).  [default: fp32]", show_default=False)]
+InputSizeOpt = Annotated[Optional[int], typer.Option(
+    "--input-size", min=32, max=2048, show_default=False,
+    help="Square size the network sees (multiple of 32; trained at 320).  [default: 320]")]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", min=1, max=256, show_default=False, help="Frames per network call.  [default: 1]")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
-NormalizationOpt = Annotated[Normalization, typer.Option(
-    "--normalize", help="reference: the authors' per-image max and min-max (reproduces their masks); "
-    "fixed: /255 and the raw sigmoid, a constant gain; auto: reference for images, fixed for video.")]
+NormalizationOpt = Annotated[Optional[Normalization], typer.Option(
+    "--normalize", show_default=False,
+    help="reference: the authors' per-image max and min-max (reproduces their masks); "
+    "fixed: /255 and the raw sigmoid, a constant gain; auto: reference for images, fixed for video.  [default: auto]")]
+PresetOpt = Annotated[Optional[str], typer.Option(
+    "--preset", "-p", help="A preset name from `u2video presets`, or a path to a .toml file; flags override it.",
+    show_default=False)]
+StartOpt = Annotated[Optional[float], typer.Option(
+    "--start", min=0, help="Video: start at this many seconds into the input.", show_default=False)]
+EndOpt = Annotated[Optional[float], typer.Option(
+    "--end", min=0, help="Video: stop at this many seconds into the input.", show_default=False)]
+CrfOpt = Annotated[Optional[int], typer.Option(
+    "--crf", min=0, max=63, show_default=False,
+    help="Video quality for H.264/H.265 (0-51) and VP9 (0-63): lower is better and larger.")]
+MaxHeightOpt = Annotated[Optional[int], typer.Option(
+    "--max-height", min=16, show_default=False, help="Video: scale down to at most this many lines.")]
+
+
+def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
+            normalize: Normalization | None, device: DeviceKind | None, fp16: bool | None, batch: int | None,
+            **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig]:
+    """Defaults < preset < flags, for every config a command needs."""
+    preset = load_preset(preset_name)
+    preset.check_command(command)
+    precision = None if fp16 is None else (Precision.FP16 if fp16 else Precision.FP32)
+    return (preset,
+            preset.model_config(name=model, input_size=input_size, normalization=normalize),
+            preset.device_config(kind=device, precision=precision, batch=batch),
+            preset.output_config(**output_flags))
+
+
+
+
+
+
+

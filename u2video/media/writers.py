@@ -1,5 +1,6 @@
 """Sinks: where processed frames go. Each writes to a temporary file beside its target and
-renames it into place in ``finish()``; ``abort()`` removes what it wrote."""
+renames it into place in ``finish()``. If the run stops half-way, ``salvage()`` finalises what
+was written as a playable ``<name>.partial<ext>`` (or removes it) and says where it went."""
 
 from __future__ import annotations
 
@@ -11,54 +12,102 @@ from typing import Protocol
 import av
 import numpy as np
 
+from ..config import VideoFormat
 from ..errors import MediaError
-from .codecs import VideoFormat
+from .audio import AudioCarrier, write_audio_files
 from .files import temp_beside
 from .images import write_image
 
 
 class Sink(Protocol):
+    frames: int  # frames written so far
+
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        """pixels: [H,W,4] RGBA or [H,W] grey uint8; pts in the source stream's time_base."""
+        """pixels: [H,W,4] RGBA, [H,W,3] RGB or [H,W] grey uint8; pts in the source stream's time_base."""
 
     def finish(self) -> None:
         """Flush, finalise and move the result to its target."""
 
-    def abort(self) -> None:
-        """Drop everything written so far."""
+    def salvage(self) -> Path | None:
+        """After a failure: keep what was written as a finalised partial output (returned), or
+        remove it (None). Never raises."""
+
+
+def output_size(width: int, height: int, fmt: VideoFormat, max_height: int | None) -> tuple[int, int]:
+    """The encoded size: scaled to ``max_height`` if taller, even for 4:2:0 encoders that need it
+    (the frame is then padded by one edge row/column, never stretched)."""
+    if max_height and height > max_height:
+        width, height = max(2, round(width * max_height / height)), max_height
+    if fmt.chroma_420:
+        width, height = width + width % 2, height + height % 2
+    return width, height
+
+
+def partial_name(target: Path) -> Path:
+    """clip.mov -> clip.partial.mov (clip.partial-2.mov, ... if taken)."""
+    candidate = target.with_name(f"{target.stem}.partial{target.suffix}")
+    n = 2
+    while candidate.exists():
+        candidate = target.with_name(f"{target.stem}.partial-{n}{target.suffix}")
+        n += 1
+    return candidate
 
 
 class VideoSink:
-    """RGBA (or grey) frames -> one video stream encoded in-process by PyAV, timestamps kept."""
+    """Frames -> one video stream encoded in-process by PyAV, timestamps kept, with the source's
+    audio streams carried alongside (see ``AudioCarrier``)."""
 
     def __init__(self, target: Path, fmt: VideoFormat, width: int, height: int, rate: Fraction,
-                 time_base: Fraction):
+                 time_base: Fraction, source: Path | None = None, start: float | None = None,
+                 end: float | None = None, max_height: int | None = None):
         self.target = target
         self.fmt = fmt
+        self.frames = 0
+        self._source_size = (width, height)
         self._tmp = temp_beside(target)
+        self._audio: AudioCarrier | None = None
+        out_w, out_h = output_size(width, height, fmt, max_height)
+        self._pad = (out_h - height, out_w - width) if not (max_height and height > max_height) else (0, 0)
         try:
-            self._container = av.open(str(self._tmp), "w", format=fmt.container)
+            self._container = av.open(str(self._tmp), "w", format=fmt.container,
+                                      options=dict(fmt.container_options))
             stream = self._container.add_stream(fmt.codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, fmt.pix_fmt
+            stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
-            stream.options = dict(fmt.options)
+            stream.options = dict(fmt.codec_options)
+            if fmt.codec_tag:
+                stream.codec_context.codec_tag = fmt.codec_tag
             stream.codec_context.open()  # an impossible combination fails here, before decoding
         except (av.FFmpegError, ValueError) as e:
-            self._tmp.unlink(missing_ok=True)
+            self._drop()
             raise MediaError(f"cannot encode {fmt.codec}/{fmt.pix_fmt} into {target.name} ({e}): "
-                             "choose another output format") from None
+                             "choose another output format or preset") from None
         self._stream = stream
-        self._in_format = "rgba" if fmt.alpha else "gray"
+        if source is not None:
+            try:
+                self._audio = AudioCarrier(source, self._container, fmt, start, end)
+            except MediaError:
+                self._drop()
+                raise
         self._last_pts: int | None = None
-        self.frames = 0
+
+    @property
+    def audio_streams(self) -> int:
+        return self._audio.stream_count if self._audio else 0
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        frame = av.VideoFrame.from_ndarray(pixels, format=self._in_format)
+        if any(self._pad):
+            pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (pixels.ndim - 2)
+            pixels = np.pad(pixels, pad, mode="edge")
+        layout = {2: "gray", 3: "rgb24"}.get(pixels.ndim if pixels.ndim == 2 else pixels.shape[2], "rgba")
+        frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
         frame.pts, frame.time_base = pts, self._stream.time_base
         self._last_pts = pts
-        self._mux(self._stream.encode(frame))
+        self._mux(self._stream.encode(frame))  # PyAV converts to the encoder's pix_fmt and size
+        if self._audio:
+            self._audio.write_until(float(pts * self._stream.time_base))
         self.frames += 1
 
     def _mux(self, packets: list[av.Packet]) -> None:
@@ -67,38 +116,69 @@ class VideoSink:
         except OSError as e:
             raise MediaError(f"could not write {self.target} ({e.strerror or e}): check free space") from None
 
-    def finish(self) -> None:
+    def _close(self, all_audio: bool) -> None:
         self._mux(self._stream.encode(None))
+        if self._audio:
+            if all_audio:
+                self._audio.finish()
+            else:  # a partial file: audio as far as the video goes
+                self._audio.write_until(float((self._last_pts or 0) * self._stream.time_base), lead=0)
+                self._audio.close()
         self._container.close()
+
+    def finish(self) -> None:
+        self._close(all_audio=True)
         os.replace(self._tmp, self.target)
 
-    def abort(self) -> None:
-        try:
-            self._container.close()
-        except Exception:  # already broken; removing the file is what matters
-            pass
+    def salvage(self) -> Path | None:
+        if self.frames:
+            try:
+                self._close(all_audio=False)
+                kept = partial_name(self.target)
+                os.replace(self._tmp, kept)
+                return kept
+            except Exception:  # could not finalise (disk full, broken encoder): keep nothing
+                pass
+        self._drop()
+        return None
+
+    def _drop(self) -> None:
+        for closing in (getattr(self, "_audio", None), getattr(self, "_container", None)):
+            try:
+                if closing is not None:
+                    closing.close()
+            except Exception:  # already broken; removing the file is what matters
+                pass
         self._tmp.unlink(missing_ok=True)
 
 
 class PngSequenceSink:
-    """One RGBA (or grey) PNG per frame, numbered from 0, into a folder or a %d pattern."""
+    """One PNG per frame (RGBA, RGB or grey), numbered from 0, into a folder or a %d pattern,
+    and the source's audio as WAV files beside them. Each PNG is written atomically, so the
+    frames written before a failure are complete and are kept."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, source: Path | None = None, fmt: VideoFormat | None = None,
+                 start: float | None = None, end: float | None = None):
         if "%" in target.name:
             self.folder, self.pattern = target.parent, target.name
         else:
             self.folder, self.pattern = target, "%05d.png"
+        try:
+            self.pattern % 0
+        except (TypeError, ValueError):
+            raise MediaError(f"{target.name} is not a numbered pattern like frame%05d.png") from None
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.written: list[Path] = []
+        self._audio_args = (source, fmt, start, end)
+        self.frames = 0
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        path = self.folder / (self.pattern % len(self.written))
-        write_image(path, pixels)  # each file is atomic on its own
-        self.written.append(path)
+        write_image(self.folder / (self.pattern % self.frames), pixels)
+        self.frames += 1
 
     def finish(self) -> None:
-        pass
+        source, fmt, start, end = self._audio_args
+        if source is not None and fmt is not None:
+            write_audio_files(source, self.folder, fmt, start, end)
 
-    def abort(self) -> None:
-        for path in self.written:
-            path.unlink(missing_ok=True)
+    def salvage(self) -> Path | None:
+        return self.folder if self.frames else None

@@ -1,0 +1,49 @@
+"""`u2video replace`: the subject on a new background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..terminal import TerminalReporter
+from .options import (BatchOpt, CrfOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
+                      NormalizationOpt, OverwriteOpt, PresetOpt, StartOpt, configs)
+
+
+def replace(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="A video, or images (JPEG, PNG, WebP, BMP, TIFF) and/or folders of images.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Video: .mp4 (H.264), .mov (ProRes 422 HQ), .mkv, .webm, or a folder for PNGs "
+        "(H.265 and others by --preset). Images: a file for one input, else a folder.", show_default=False)],
+    background: Annotated[Optional[str], typer.Option(
+        "--background", "-b", show_default=False,
+        help="A colour (name or #RRGGBB), an image (scaled to cover), a video (scaled, looped or cut), "
+        "or blur[:STRENGTH] of the frame itself (sigma at 1080 lines, default 20).  [default: green]")] = None,
+    preset: PresetOpt = None,
+    crf: CrfOpt = None,
+    max_height: MaxHeightOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    fp16: Fp16Opt = None,
+    batch: BatchOpt = None,
+    input_size: InputSizeOpt = None,
+    normalize: NormalizationOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Put the subject on a new background: colour, image, video or blur. Audio is kept.
+
+    Examples: u2video replace clip.mp4 -o out.mp4 -b beach.jpg; u2video replace clip.mp4 -o out.mp4 -b blur:30;
+    u2video replace clip.mp4 -o key.mp4 --preset greenscreen; u2video replace photo.jpg -b "#203040" -o out.jpg
+    """
+    from ..api import replace as run_replace  # torch loads here, not for --help
+
+    chosen, model_cfg, device_cfg, output_cfg = configs(
+        "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
+        batch=batch, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
+    run_replace(inputs, output, background or chosen.background or "green", model=model_cfg, device=device_cfg,
+                options=output_cfg, reporter=TerminalReporter())

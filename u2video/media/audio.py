@@ -1,0 +1,164 @@
+"""Carry every audio stream of the input into the output: remuxed where the container takes the
+codec, transcoded where it doesn't (Opus in WebM, AAC in MP4/MOV, PCM beside a PNG sequence).
+
+The input is opened a second time for its audio, so packets can be muxed alongside the video
+as it is written (the muxer interleaves them) without holding the whole track in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from ..config import VideoFormat
+from ..errors import MediaError
+
+# Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
+_ACCEPTS: dict[str, set[str] | None] = {
+    "mp4": {"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"},
+    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_s16be", "pcm_s24be", "pcm_f32le"},
+    "webm": {"opus", "vorbis"},
+    "matroska": None,
+    "wav": {"pcm_s16le", "pcm_s24le", "pcm_f32le"},
+}
+_TRANSCODE_TO = {"mp4": "aac", "mov": "aac", "webm": "libopus", "matroska": "libopus", "wav": "pcm_s16le"}
+_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+LEAD = 0.5  # seconds of audio muxed ahead of the video written so far
+
+
+class AudioCarrier:
+    """Copies or transcodes audio streams of ``source`` into ``output``, trimmed like the video.
+
+    ``streams``: which of the source's audio streams (indexes among its audio streams; None: all).
+    Call ``write_until(t)`` as video up to ``t`` seconds is written, then ``finish()``.
+    """
+
+    def __init__(self, source: Path, output: av.container.OutputContainer, fmt: VideoFormat,
+                 start: float | None = None, end: float | None = None, streams: list[int] | None = None):
+        self.start, self.end = start or 0.0, end
+        self._input = av.open(str(source))
+        chosen = [s for i, s in enumerate(self._input.streams.audio) if streams is None or i in streams]
+        self._plans: dict[int, tuple[av.audio.stream.AudioStream, bool]] = {}  # input index -> (out stream, copy?)
+        accepts = _ACCEPTS.get(fmt.container, set())
+        try:
+            for stream in chosen:
+                copy = fmt.audio_codec == "copy" and (accepts is None or stream.codec_context.name in accepts)
+                if copy:
+                    out = output.add_stream_from_template(stream)
+                else:
+                    codec = _TRANSCODE_TO[fmt.container] if fmt.audio_codec == "copy" else fmt.audio_codec
+                    out = self._transcoder(output, stream, codec, fmt.audio_bitrate)
+                self._plans[stream.index] = (out, copy)
+        except (av.FFmpegError, ValueError, KeyError) as e:
+            self._input.close()
+            raise MediaError(f"cannot put {source.name}'s audio into {fmt.container} ({e}): "
+                             "choose another output format") from None
+        if self.start:
+            self._input.seek(int(self.start * av.time_base), backward=True)
+        self._packets: Iterator[av.Packet] = self._input.demux([s for s in chosen]) if chosen else iter(())
+        self._pending: av.Packet | None = None
+        self._output = output
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._plans)
+
+    @staticmethod
+    def _transcoder(output: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
+                    codec: str, bitrate: str | None) -> av.audio.stream.AudioStream:
+        rate = stream.codec_context.sample_rate or 48000
+        if codec in ("libopus", "opus"):
+            rate = next((r for r in _OPUS_RATES if r <= rate), 48000) if rate < 48000 else 48000
+        out = output.add_stream(codec, rate=rate)
+        layout = stream.codec_context.layout
+        if layout is not None and layout.nb_channels <= 2:
+            out.layout = layout.name  # mono/stereo kept; more channels: the encoder's default mapping
+        if bitrate:
+            out.codec_context.bit_rate = _bits(bitrate)
+        out.codec_context.open()
+        return out
+
+    def write_until(self, seconds: float | None, lead: float = LEAD) -> None:
+        """Mux audio up to ``seconds`` of output time plus ``lead``; None: all that is left."""
+        limit = None if seconds is None else seconds + lead
+        while True:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            t = _seconds(packet.pts, packet.time_base)
+            if limit is not None and t is not None and t - self.start > limit:
+                self._pending = packet
+                return
+            self._carry(packet, t)
+
+    def _carry(self, packet: av.Packet, t: float | None) -> None:
+        out, copy = self._plans[packet.stream.index]
+        in_range = t is None or ((self.end is None or t < self.end)
+                                 and t + float((packet.duration or 0) * packet.time_base) > self.start)
+        if copy:
+            if packet.size == 0 or packet.dts is None or not in_range:
+                return
+            shift = round(Fraction(self.start) / packet.time_base)
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = out
+            self._output.mux(packet)
+            return
+        for frame in packet.decode():  # the empty packet at the end flushes the decoder
+            ft = _seconds(frame.pts, frame.time_base)
+            if ft is not None and (ft < self.start or (self.end is not None and ft >= self.end)):
+                continue
+            frame.pts = None  # the encoder numbers samples itself: continuous audio from the start
+            self._output.mux(out.encode(frame))
+
+    def finish(self) -> None:
+        """Mux what is left (within the trim) and flush the transcoders."""
+        self.write_until(None)
+        for out, copy in self._plans.values():
+            if not copy:
+                self._output.mux(out.encode(None))
+        self.close()
+
+    def close(self) -> None:
+        self._input.close()
+
+
+def _seconds(pts: int | None, time_base: Fraction | None) -> float | None:
+    return None if pts is None or time_base is None else float(pts * time_base)
+
+
+def _bits(rate: str) -> int:
+    text = rate.strip().lower()
+    scale = {"k": 1000, "m": 1000_000}.get(text[-1:], 1)
+    try:
+        return int(float(text.rstrip("km")) * scale)
+    except ValueError:
+        raise MediaError(f"audio bitrate {rate!r} is not a number like 128k") from None
+
+
+def write_audio_files(source: Path, folder: Path, fmt: VideoFormat, start: float | None,
+                      end: float | None) -> list[Path]:
+    """Audio beside an image sequence: one WAV per audio stream (audio.wav, audio-2.wav, ...)."""
+    from .files import temp_beside
+    import os
+
+    with av.open(str(source)) as probe:
+        count = len(probe.streams.audio)
+    written: list[Path] = []
+    wav = VideoFormat(".wav", "wav", "", "", audio_codec=fmt.audio_codec if fmt.audio_codec != "copy" else "pcm_s16le")
+    for i in range(count):
+        target = folder / ("audio.wav" if i == 0 else f"audio-{i + 1}.wav")
+        tmp = temp_beside(target)
+        try:
+            with av.open(str(tmp), "w", format="wav") as out:
+                carrier = AudioCarrier(source, out, wav, start, end, streams=[i])
+                carrier.finish()
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(target)
+    return written
