@@ -172,7 +172,7 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
 
 
 def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike,
-            background: str = "green", *, model: ModelConfig = ModelConfig(),
+            background: str, *, model: ModelConfig = ModelConfig(),
             device: DeviceConfig = DeviceConfig(), options: OutputConfig = OutputConfig(),
             reporter: Reporter | None = None) -> list[Path]:
     """Put the subject of a video or of images onto a new background; returns the paths written.

@@ -119,6 +119,7 @@ def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: S
             raise encoder.error
         sink.finish()
     except BaseException:
+        bar.close()  # before the message, so it gets a line of its own
         stop.set()
         decoder.join(timeout=10)
         encoder.join(timeout=30)  # it stops between frames; the sink is not touched while it runs

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import ConfigError
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, CrfOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
                       NormalizationOpt, OverwriteOpt, PresetOpt, StartOpt, configs)
@@ -21,7 +22,8 @@ def replace(
     background: Annotated[Optional[str], typer.Option(
         "--background", "-b", show_default=False,
         help="A colour (name or #RRGGBB), an image (scaled to cover), a video (scaled, looped or cut), "
-        "or blur[:STRENGTH] of the frame itself (sigma at 1080 lines, default 20).  [default: green]")] = None,
+        "or blur[:STRENGTH] of the frame itself (sigma at 1080 lines, default 20). Required unless the preset "
+        "sets one.")] = None,
     preset: PresetOpt = None,
     crf: CrfOpt = None,
     max_height: MaxHeightOpt = None,
@@ -45,5 +47,9 @@ def replace(
     chosen, model_cfg, device_cfg, output_cfg = configs(
         "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
         batch=batch, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
-    run_replace(inputs, output, background or chosen.background or "green", model=model_cfg, device=device_cfg,
-                options=output_cfg, reporter=TerminalReporter())
+    background = background or chosen.background
+    if background is None:
+        raise ConfigError("replace needs --background: a colour (e.g. white, #00b140), an image or video file, "
+                          "or blur")
+    run_replace(inputs, output, background, model=model_cfg, device=device_cfg, options=output_cfg,
+                reporter=TerminalReporter())

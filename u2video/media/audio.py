@@ -26,7 +26,7 @@ _ACCEPTS: dict[str, set[str] | None] = {
 }
 _TRANSCODE_TO = {"mp4": "aac", "mov": "aac", "webm": "libopus", "matroska": "libopus", "wav": "pcm_s16le"}
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-LEAD = 0.5  # seconds of audio muxed ahead of the video written so far
+LEAD = 0.2  # seconds of audio muxed ahead of the video written so far
 
 
 class AudioCarrier:

@@ -113,7 +113,6 @@ class VideoSource:
         stream = self._stream
         self._rotation = 0
         index = sent = received = 0
-        truncated = False
         packets = self._container.demux(stream)
         while True:
             try:
@@ -121,8 +120,7 @@ class VideoSource:
             except StopIteration:
                 break
             except av.FFmpegError:
-                truncated = True  # a damaged container: keep what was decoded
-                break
+                break  # a damaged container: keep what was decoded
             if packet.size:
                 sent += 1
             try:
@@ -148,5 +146,5 @@ class VideoSource:
                 yield DecodedFrame(rgb, pts, index)
                 index += 1
         self.lost = max(sent - received, 0)
-        if truncated and not (self.start or self.end) and stream.frames > received:
+        if not (self.start or self.end):  # a truncated file has fewer frames than its header says
             self.lost = max(self.lost, stream.frames - received)

@@ -74,6 +74,7 @@ class VideoSink:
             stream = self._container.add_stream(fmt.codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
+            stream.codec_context.time_base = time_base  # not 1/rate: variable frame rates stay exact
             stream.options = dict(fmt.codec_options)
             if fmt.codec_tag:
                 stream.codec_context.codec_tag = fmt.codec_tag
@@ -83,6 +84,7 @@ class VideoSink:
             raise MediaError(f"cannot encode {fmt.codec}/{fmt.pix_fmt} into {target.name} ({e}): "
                              "choose another output format or preset") from None
         self._stream = stream
+        self._time_base = time_base  # the frames' (the muxer may change the stream's, e.g. WebM's 1/1000)
         if source is not None:
             try:
                 self._audio = AudioCarrier(source, self._container, fmt, start, end)
@@ -103,11 +105,11 @@ class VideoSink:
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
-        frame.pts, frame.time_base = pts, self._stream.time_base
+        frame.pts, frame.time_base = pts, self._time_base
         self._last_pts = pts
         self._mux(self._stream.encode(frame))  # PyAV converts to the encoder's pix_fmt and size
         if self._audio:
-            self._audio.write_until(float(pts * self._stream.time_base))
+            self._audio.write_until(float(pts * self._time_base))
         self.frames += 1
 
     def _mux(self, packets: list[av.Packet]) -> None:
@@ -122,7 +124,7 @@ class VideoSink:
             if all_audio:
                 self._audio.finish()
             else:  # a partial file: audio as far as the video goes
-                self._audio.write_until(float((self._last_pts or 0) * self._stream.time_base), lead=0)
+                self._audio.write_until(float((self._last_pts or 0) * self._time_base), lead=0)
                 self._audio.close()
         self._container.close()
 
