@@ -1,14 +1,19 @@
-"""Render u2video's demo material (ours, free to use): a still image to try the CLI on.
+"""Render u2video's demo material (ours, free to use): a short clip with sound, a still, and a
+background image, to try the CLI on right after installing.
 
-    python samples/make_samples.py            # writes samples/demo/still.png
-    u2video matte samples/demo/still.png -o still_cutout.png
+    python samples/make_samples.py            # writes samples/demo/{clip.mp4,still.png,backdrop.png}
+    u2video matte samples/demo/clip.mp4 -o clip.mov
+    u2video replace samples/demo/clip.mp4 -o beach.mp4 --background samples/demo/backdrop.png
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -40,14 +45,68 @@ def render_still(height: int = 480, width: int = 640, seed: int = 7) -> np.ndarr
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def render_backdrop(height: int = 720, width: int = 1280) -> np.ndarray:
+    """[H,W,3] uint8 RGB: a sunset-like sky over a sea, to composite onto."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = yy / height
+    sky = np.stack([250 - 60 * t, 150 + 60 * t, 90 + 140 * t], -1)
+    sea = np.stack([30 + 20 * t, 90 + 40 * t, 140 + 30 * t], -1) + 8 * np.sin(xx / 11 + yy / 3)[..., None]
+    img = np.where((yy < height * 0.6)[..., None], sky, sea)
+    sun = (xx - width * 0.7) ** 2 + (yy - height * 0.45) ** 2 < (height * 0.08) ** 2
+    img[sun] = (255, 230, 150)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_clip(path: Path, frames: int = 75, size: tuple[int, int] = (360, 480), rate: int = 25,
+               audio: bool = True, rotation: int = 0, pix_fmt: str = "yuv420p",
+               timestamps: Sequence[float] | None = None) -> Path:
+    """A ball rolling across the still, as H.264 (``pix_fmt`` yuv420p10le for 10-bit), with a
+    440 Hz stereo AAC tone of the same length when ``audio``. ``size`` is (height, width) as
+    stored; ``rotation`` tags the stream to be turned that many degrees counter-clockwise for
+    display (as phones do). ``timestamps`` (seconds, one per frame) make it variable-rate or
+    start late; by default frame i is at i/rate."""
+    height, width = size
+    still = render_still(height, width)
+    times = list(timestamps) if timestamps is not None else [i / rate for i in range(frames)]
+    time_base = Fraction(1, 1000) if timestamps is not None else Fraction(1, rate)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = container.add_stream("aac", rate=44100) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.roll(still, int(width * 0.02 * i), axis=1), format="rgb24")
+            frame.pts, frame.time_base = round(t / time_base), time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None:
+            end = times[-1] + 1 / rate
+            samples = np.arange(round(times[0] * 44100), round(end * 44100))
+            tone = (0.3 * np.sin(2 * np.pi * 440 * samples / 44100)).astype(np.float32)
+            for k in range(0, len(tone), 1024):
+                chunk = tone[k:k + 1024]
+                frame = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = 44100, int(samples[0]) + k
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "demo")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    still = args.out / "still.png"
+    still, backdrop = args.out / "still.png", args.out / "backdrop.png"
     cv2.imwrite(str(still), cv2.cvtColor(render_still(), cv2.COLOR_RGB2BGR))
-    print(f"wrote {still}")
+    cv2.imwrite(str(backdrop), cv2.cvtColor(render_backdrop(), cv2.COLOR_RGB2BGR))
+    clip = write_clip(args.out / "clip.mp4")
+    for path in (clip, still, backdrop):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -20,17 +20,9 @@ from .test_cli_images import FAST, run
 N_FRAMES = 12
 
 
-def make_clip(path: Path, frames: int = N_FRAMES, size=(120, 160), rate: int = 25) -> Path:
-    """A moving-ball H.264 clip made from the project's demo still."""
-    still = load_samples_module().render_still(*size)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.roll(still, 3 * i, axis=1), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
+def make_clip(path: Path, frames: int = N_FRAMES, size=(120, 160), rate: int = 25, **kw) -> Path:
+    """A rolling-ball H.264 clip (with a tone when audio=True), made by the project's sample script."""
+    return load_samples_module().write_clip(path, frames, size, rate, audio=kw.pop("audio", False), **kw)
 
 
 def decoded(path: Path, codec: str | None = None) -> list[av.VideoFrame]:
@@ -47,22 +39,38 @@ def seconds(frames: list[av.VideoFrame]) -> list[Fraction]:
     return [f.pts * f.time_base for f in frames]
 
 
+def audio_seconds(path: Path) -> tuple[str, float]:
+    """The first audio stream's codec and duration (first packet to end of last), from its packets."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        packets = [p for p in container.demux(stream) if p.size]
+        end = packets[-1].pts + packets[-1].duration
+        return stream.codec_context.name, float((end - packets[0].pts) * stream.time_base)
+
+
+def model_alpha(clip: Path, input_size: int = 64) -> np.ndarray:
+    """The model's matte of every frame of ``clip``, computed directly: [N,H,W] uint8."""
+    from .conftest import weights_dir
+
+    seg = Segmenter.from_config(ModelConfig(str(weights_dir() / "u2netp.onnx"), input_size, Normalization.FIXED),
+                                DeviceConfig(DeviceKind.CPU))
+    frames = torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in decoded(clip)]))
+    return (seg(frames)[:, 0] * 255).round().byte().numpy()
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+    """12 frames at 25 fps with a stereo AAC tone muxed in."""
+    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", audio=True)
 
 
 @pytest.fixture(scope="module")
 def expected_alpha(clip) -> np.ndarray:
-    """The model's matte of every source frame, computed directly: [N,H,W] uint8."""
     from .conftest import weights_dir
 
     if weights_dir() is None:
         pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
-    seg = Segmenter.from_config(ModelConfig(str(weights_dir() / "u2netp.onnx"), 64, Normalization.FIXED),
-                                DeviceConfig(DeviceKind.CPU))
-    frames = torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in decoded(clip)]))
-    return (seg(frames)[:, 0] * 255).round().byte().numpy()
+    return model_alpha(clip)
 
 
 def test_prores_4444_with_alpha(u2netp_store, clip, expected_alpha, tmp_path):
@@ -79,6 +87,9 @@ def test_prores_4444_with_alpha(u2netp_store, clip, expected_alpha, tmp_path):
     alpha = np.stack([f.to_ndarray(format="rgba")[..., 3] for f in frames])
     assert np.abs(alpha.astype(int) - expected_alpha).max() <= 2  # 10-bit alpha, rounding only
     assert alpha.max() - alpha.min() > 100  # a subject and a background, not a flat matte
+    codec, duration = audio_seconds(out)
+    assert codec == "aac" and abs(duration - audio_seconds(clip)[1]) < 0.001  # remuxed as it was
+    assert abs(duration - N_FRAMES / 25) < 1 / 25
 
 
 def test_webm_vp9_alpha(u2netp_store, clip, expected_alpha, tmp_path):
@@ -91,11 +102,17 @@ def test_webm_vp9_alpha(u2netp_store, clip, expected_alpha, tmp_path):
     assert len(frames) == N_FRAMES and frames[0].format.name == "yuva420p"
     alpha = np.stack([f.to_ndarray(format="rgba")[..., 3] for f in frames])
     assert np.abs(alpha.astype(int) - expected_alpha).mean() < 3  # lossy, but the same matte
+    assert seconds(frames) == seconds(decoded(clip))
+    codec, duration = audio_seconds(out)
+    assert codec == "opus" and abs(duration - N_FRAMES / 25) < 1 / 25  # AAC can't go in WebM: transcoded
 
 
 def test_png_sequence_and_grey_matte(u2netp_store, clip, expected_alpha, tmp_path):
     assert run("matte", clip, "-o", tmp_path / "seq", *FAST).exit_code == 0
-    pngs = sorted((tmp_path / "seq").iterdir())
+    with av.open(str(tmp_path / "seq" / "audio.wav")) as wav:  # the audio, beside the frames
+        assert wav.streams.audio[0].codec_context.name == "pcm_s16le"
+        assert abs(wav.duration / av.time_base - N_FRAMES / 25) < 1 / 25
+    pngs = sorted((tmp_path / "seq").glob("*.png"))
     assert [p.name for p in pngs[:2]] == ["00000.png", "00001.png"] and len(pngs) == N_FRAMES
     alpha = np.stack([cv2.imread(str(p), cv2.IMREAD_UNCHANGED)[..., 3] for p in pngs])
     assert np.abs(alpha.astype(int) - expected_alpha).max() <= 1
@@ -118,19 +135,139 @@ def audio_only(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["alpha in mp4", "audio only", "text named mp4", "empty file", "output is input"])
+def test_rotated_clip_comes_out_upright_with_no_rotation_tag(u2netp_store, tmp_path):
+    clip = make_clip(tmp_path / "phone.mp4", frames=4, rotation=90)  # stored 160x120, shown 120x160
+    out = tmp_path / "phone.mov"
+    result = run("matte", clip, "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "turned 90° upright" in result.stderr
+    frames = decoded(out)
+    assert (frames[0].width, frames[0].height) == (120, 160)
+    assert all(f.rotation == 0 for f in frames)  # no display matrix left to turn it again
+    source = [np.rot90(f.to_ndarray(format="rgb24")) for f in decoded(clip)]  # turned by hand
+    assert frames[0].to_ndarray(format="rgb24").shape == source[0].shape
+    for ours, expected in zip(frames, source):
+        assert np.abs(ours.to_ndarray(format="rgb24").astype(int) - expected).mean() < 3
+
+
+def test_variable_frame_rate_and_start_offset_are_kept(u2netp_store, tmp_path):
+    times = [2.0, 2.04, 2.08, 2.2, 2.24, 2.5, 2.52, 2.9]  # starts at 2 s, irregular gaps
+    clip = make_clip(tmp_path / "vfr.mp4", timestamps=times)
+    for out in (tmp_path / "vfr.mov", tmp_path / "vfr.webm"):
+        assert run("matte", clip, "-o", out, *FAST).exit_code == 0
+        got = [float(t) for t in seconds(decoded(out, "libvpx-vp9" if out.suffix == ".webm" else None))]
+        assert got == pytest.approx(times, abs=1e-6)
+
+
+def test_odd_size_and_10_bit_input(u2netp_store, tmp_path):
+    odd = make_clip(tmp_path / "odd.mp4", frames=3, size=(121, 161), pix_fmt="yuv444p")
+    assert run("matte", odd, "-o", tmp_path / "odd.webm", *FAST).exit_code == 0  # VP9 takes odd sizes
+    frames = decoded(tmp_path / "odd.webm", "libvpx-vp9")
+    assert (frames[0].width, frames[0].height, len(frames)) == (161, 121, 3)
+
+    deep = make_clip(tmp_path / "deep.mp4", frames=3, pix_fmt="yuv420p10le")
+    assert decoded(deep)[0].format.name == "yuv420p10le"
+    out = tmp_path / "deep.mov"
+    assert run("matte", deep, "-o", out, *FAST).exit_code == 0
+    alpha = np.stack([f.to_ndarray(format="rgba")[..., 3] for f in decoded(out)])
+    assert alpha.shape == (3, 120, 160)
+    assert np.abs(alpha.astype(int) - model_alpha(deep)).max() <= 2
+
+
+def test_start_and_end_trim_video_and_audio(u2netp_store, tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=25, audio=True)  # 1 s
+    out = tmp_path / "trim.mov"
+    assert run("matte", clip, "-o", out, "--start", "0.4", "--end", "0.8", *FAST).exit_code == 0
+    frames = decoded(out)
+    assert len(frames) == 10 and float(seconds(frames)[0]) == 0.0  # frames 10..19, shifted to 0
+    source = decoded(clip)
+    rgb = frames[0].to_ndarray(format="rgb24").astype(int)
+    assert np.abs(rgb - source[10].to_ndarray(format="rgb24")).mean() < np.abs(rgb - source[9].to_ndarray(format="rgb24")).mean()
+    _, duration = audio_seconds(out)
+    assert abs(duration - 0.4) < 1 / 25
+
+
+def corrupt_middle(source: Path, target: Path) -> Path:
+    data = bytearray(source.read_bytes())
+    at = len(data) * 4 // 10
+    data[at:at + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    target.write_bytes(bytes(data))
+    return target
+
+
+def truncated(source: Path, target: Path, keep: float = 0.6) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[:int(len(data) * keep)])
+    return target
+
+
+def test_damaged_inputs_give_every_decodable_frame_and_say_how_many_were_lost(u2netp_store, tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=60)
+    # mid-stream damage: decoding goes on past it
+    out = tmp_path / "a.mp4"
+    result = run("replace", corrupt_middle(clip, tmp_path / "bad.mp4"), "-o", out, "-b", "red", *FAST)
+    assert result.exit_code == 0, result.output
+    written = len(decoded(out))
+    assert 0 < written < 60
+    assert f"{60 - written} frame(s) could not be decoded" in result.stderr
+    # cut short, index at the front (faststart): what is there is processed
+    fast = tmp_path / "fast.mp4"
+    assert run("replace", clip, "-o", fast, "-b", "red", *FAST).exit_code == 0  # our .mp4s are faststart
+    result = run("replace", truncated(fast, tmp_path / "cut.mp4"), "-o", tmp_path / "b.mp4", "-b", "red", *FAST)
+    assert result.exit_code == 0, result.output
+    written = len(decoded(tmp_path / "b.mp4"))
+    assert 0 < written < 60 and f"{60 - written} frame(s) could not be decoded" in result.stderr
+
+
+def unwritable(tmp_path: Path) -> Path:
+    return Path("/proc/u2video-test/out.mov")  # root can't create folders in /proc (tests run as root)
+
+
+@pytest.mark.parametrize("case", ["alpha in mp4", "audio only", "text named mp4", "empty file", "output is input",
+                                  "truncated mp4", "unwritable folder", "unknown preset", "preset for replace"])
 def test_bad_video_input(case, u2netp_store, clip, tmp_path):
     source = {"audio only": lambda: audio_only(tmp_path / "tone.m4a"),
               "text named mp4": lambda: (tmp_path / "x.mp4").write_text("hello") and tmp_path / "x.mp4",
-              "empty file": lambda: (tmp_path / "e.mp4").write_bytes(b"") or tmp_path / "e.mp4"}.get(case, lambda: clip)()
-    out = {"alpha in mp4": tmp_path / "out.mp4", "output is input": source}.get(case, tmp_path / "out.mov")
+              "empty file": lambda: (tmp_path / "e.mp4").write_bytes(b"") or tmp_path / "e.mp4",
+              "truncated mp4": lambda: truncated(clip, tmp_path / "t.mp4"),  # index at the end: unreadable
+              }.get(case, lambda: clip)()
+    out = {"alpha in mp4": tmp_path / "out.mp4", "output is input": source,
+           "unwritable folder": unwritable(tmp_path)}.get(case, tmp_path / "out.mov")
+    extra = {"unknown preset": ["--preset", "nope"], "preset for replace": ["--preset", "greenscreen"]}.get(case, [])
     before = md5(source)
-    result = run("matte", source, "-o", out, "--overwrite", *FAST)
+    result = run("matte", source, "-o", out, "--overwrite", *extra, *FAST)
     assert result.exit_code in (2, 3), result.output
     errors = [l for l in result.stderr.splitlines() if l.startswith("u2video: error:")]
     assert len(errors) == 1 and "Traceback" not in result.output
     assert md5(source) == before
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob(".*part*"))
+
+
+def test_ctrl_c_leaves_a_playable_partial_file(u2netp_store, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = make_clip(tmp_path / "long.mp4", frames=40, audio=True)
+    out = tmp_path / "out.mov"
+    # full-size network input: ~0.3 s a frame on 2 cores, so the run is still going when interrupted
+    proc = subprocess.Popen([sys.executable, "-m", "u2video", "matte", str(clip), "-o", str(out), "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.stat().st_size > 20_000 for p in tmp_path.glob(".out.*part*")):
+        time.sleep(0.1)  # until a few frames are in the temporary file
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, stderr
+    partial = tmp_path / "out.partial.mov"
+    assert f"kept, finalised and playable, in {partial}" in stderr
+    assert not out.exists() and not list(tmp_path.glob(".*part*"))
+    frames = decoded(partial)
+    assert 0 < len(frames) < 40 and frames[0].format.name.startswith("yuva444p")
+    assert seconds(frames) == seconds(decoded(clip))[:len(frames)]
+    _, duration = audio_seconds(partial)
+    assert 0 < duration < 40 / 25
 
 
 class FailingSink:

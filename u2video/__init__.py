@@ -7,20 +7,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DeviceConfig, DeviceKind, OutputConfig, ModelConfig, Normalization, Precision
+from .config import DeviceConfig, DeviceKind, ModelConfig, Normalization, OutputConfig, Precision, VideoFormat
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
 __version__ = "0.1.0"
 
 
 def matte(*args: Any, **kwargs: Any) -> Any:
-    """Cut the subject out of images; see ``u2video.api.matte``."""
+    """Cut the subject out of a video or images; see ``u2video.api.matte``."""
     from .api import matte as _matte
 
     return _matte(*args, **kwargs)
 
 
+def replace(*args: Any, **kwargs: Any) -> Any:
+    """Put the subject of a video or images on a new background; see ``u2video.api.replace``."""
+    from .api import replace as _replace
+
+    return _replace(*args, **kwargs)
+
+
+def load_preset(name_or_path: str) -> Any:
+    """A preset by name or .toml path; its ``output_config()`` etc. fill the options. See ``u2video.presets``."""
+    from .presets import load_preset as _load
+
+    return _load(name_or_path)
+
+
 __all__ = [
-    "matte", "ModelConfig", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
+    "matte", "replace", "load_preset", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

@@ -7,6 +7,7 @@ as it is written (the muxer interleaves them) without holding the whole track in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ import av
 
 from ..config import VideoFormat
 from ..errors import MediaError
+from .files import temp_beside
 
 # Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
 _ACCEPTS: dict[str, set[str] | None] = {
@@ -97,8 +99,9 @@ class AudioCarrier:
 
     def _carry(self, packet: av.Packet, t: float | None) -> None:
         out, copy = self._plans[packet.stream.index]
-        in_range = t is None or ((self.end is None or t < self.end)
-                                 and t + float((packet.duration or 0) * packet.time_base) > self.start)
+        trimmed = self.start > 0 or self.end is not None
+        in_range = not trimmed or t is None or ((self.end is None or t < self.end)
+                                                and t + float((packet.duration or 0) * packet.time_base) > self.start)
         if copy:
             if packet.size == 0 or packet.dts is None or not in_range:
                 return
@@ -110,7 +113,7 @@ class AudioCarrier:
             return
         for frame in packet.decode():  # the empty packet at the end flushes the decoder
             ft = _seconds(frame.pts, frame.time_base)
-            if ft is not None and (ft < self.start or (self.end is not None and ft >= self.end)):
+            if trimmed and ft is not None and (ft < self.start or (self.end is not None and ft >= self.end)):
                 continue
             frame.pts = None  # the encoder numbers samples itself: continuous audio from the start
             self._output.mux(out.encode(frame))
@@ -143,9 +146,6 @@ def _bits(rate: str) -> int:
 def write_audio_files(source: Path, folder: Path, fmt: VideoFormat, start: float | None,
                       end: float | None) -> list[Path]:
     """Audio beside an image sequence: one WAV per audio stream (audio.wav, audio-2.wav, ...)."""
-    from .files import temp_beside
-    import os
-
     with av.open(str(source)) as probe:
         count = len(probe.streams.audio)
     written: list[Path] = []

@@ -54,7 +54,8 @@ class VideoSource:
         self.lost = 0
         self.damaged = 0
         if not path.is_file():
-            raise MediaError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+            raise MediaError(f"{path} does not exist: check the path" if not path.exists()
+                             else f"{path} is not a file: give a video file")
         try:
             self._container = av.open(str(path))
         except av.FFmpegError as e:

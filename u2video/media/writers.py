@@ -101,7 +101,7 @@ class VideoSink:
         if any(self._pad):
             pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (pixels.ndim - 2)
             pixels = np.pad(pixels, pad, mode="edge")
-        layout = {2: "gray", 3: "rgb24"}.get(pixels.ndim if pixels.ndim == 2 else pixels.shape[2], "rgba")
+        layout = "gray" if pixels.ndim == 2 else ("rgb24" if pixels.shape[2] == 3 else "rgba")
         frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
