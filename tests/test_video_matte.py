@@ -202,7 +202,7 @@ def truncated(source: Path, target: Path, keep: float = 0.6) -> Path:
 
 
 def test_damaged_inputs_give_every_decodable_frame_and_say_how_many_were_lost(u2netp_store, tmp_path):
-    clip = make_clip(tmp_path / "long.mp4", frames=60)
+    clip = make_clip(tmp_path / "long.mp4", frames=60, audio=True)
     # mid-stream damage: decoding goes on past it
     out = tmp_path / "a.mp4"
     result = run("replace", corrupt_middle(clip, tmp_path / "bad.mp4"), "-o", out, "-b", "red", *FAST)

@@ -14,17 +14,13 @@ from u2video.compose import cover, parse_color
 from .conftest import md5, read_rgba, write_rgb
 from .test_api import load_samples_module
 from .test_cli_images import run
+from .test_video_matte import clip  # noqa: F401  (the fixture: 12 frames with a stereo AAC tone)
 from .test_video_matte import N_FRAMES, audio_seconds, decoded, make_clip, model_alpha, seconds
 
 
 # At 128² the network finds the ball in these 160x120 frames (at 64² its matte stays below 0.5),
 # so composites have a real subject and a real background to check.
 FAST = ["--input-size", "128", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", audio=True)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 
 from .compose import Compositor, parse_background, to_matte, to_rgba
-from .config import DeviceConfig, OutputConfig, ModelConfig, VideoFormat
+from .config import DeviceConfig, OutputConfig, ModelConfig
 from .errors import ConfigError, MediaError
 from .media.files import check_output, ensure_writable_dir
 from .media.codecs import video_format
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
-from .media.source import VideoInfo, VideoSource, is_video
-from .media.writers import PngSequenceSink, Sink, VideoSink, output_size
+from .media.source import VideoSource, is_video
+from .media.writers import PngSequenceSink, Sink, VideoSink
 from .pipeline import Render, run_video
 from .progress import Reporter, SilentReporter
 from .segmenter import Segmenter
@@ -116,28 +116,16 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         reporter.info(segmenter.describe())
         if fmt.sequence:
             sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end)
-            size = (info.width, info.height)
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
                              source, options.start, options.end, options.max_height)
-            size = output_size(info.width, info.height, fmt, options.max_height)
-        reporter.info(_describe_output(info, fmt, size, output))
+        turned = f", turned {info.rotation}° upright" if info.rotation else ""
+        reporter.info(f"writing {sink.describe()}{turned}")
         stats = run_video(video, segmenter, render, sink, device.batch, reporter)
     if stats.lost or stats.damaged:
         reporter.warn(f"{source.name} is damaged: {stats.lost} frame(s) could not be decoded and were "
                       f"skipped, {stats.damaged} were decoded with errors; {stats.frames} frames were written")
     return output
-
-
-def _describe_output(info: VideoInfo, fmt: VideoFormat, size: tuple[int, int], output: Path) -> str:
-    parts = [f"writing {output.name}: {fmt.codec} {fmt.pix_fmt} {size[0]}x{size[1]}"]
-    if info.rotation:
-        parts.append(f"turned {info.rotation}° upright")
-    if size != (info.width, info.height) and fmt.chroma_420 and size[1] == info.height + info.height % 2:
-        parts.append(f"padded from {info.width}x{info.height} ({fmt.pix_fmt} needs even sizes)")
-    if info.audio_streams:
-        parts.append(f"{info.audio_streams} audio stream(s) carried")
-    return ", ".join(parts)
 
 
 def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: ModelConfig = ModelConfig(),

@@ -60,20 +60,21 @@ class AudioCarrier:
                              "choose another output format") from None
         if self.start:
             self._input.seek(int(self.start * av.time_base), backward=True)
-        self._packets: Iterator[av.Packet] = self._input.demux([s for s in chosen]) if chosen else iter(())
+        self._packets: Iterator[av.Packet] = self._input.demux(chosen) if chosen else iter(())
         self._pending: av.Packet | None = None
         self._output = output
 
-    @property
-    def stream_count(self) -> int:
-        return len(self._plans)
+    def describe(self) -> str:
+        """e.g. "aac copied, opus transcoded"; empty without audio."""
+        return ", ".join(f"{out.codec_context.name} {'copied' if copy else 'transcoded'}"
+                         for out, copy in self._plans.values())
 
     @staticmethod
     def _transcoder(output: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
                     codec: str, bitrate: str | None) -> av.audio.stream.AudioStream:
         rate = stream.codec_context.sample_rate or 48000
-        if codec in ("libopus", "opus"):
-            rate = next((r for r in _OPUS_RATES if r <= rate), 48000) if rate < 48000 else 48000
+        if codec in ("libopus", "opus"):  # Opus takes only these rates: the next one up
+            rate = next((r for r in sorted(_OPUS_RATES) if r >= rate), 48000)
         out = output.add_stream(codec, rate=rate)
         layout = stream.codec_context.layout
         if layout is not None and layout.nb_channels <= 2:
@@ -87,7 +88,10 @@ class AudioCarrier:
         """Mux audio up to ``seconds`` of output time plus ``lead``; None: all that is left."""
         limit = None if seconds is None else seconds + lead
         while True:
-            packet = self._pending or next(self._packets, None)
+            try:
+                packet = self._pending or next(self._packets, None)
+            except av.FFmpegError:
+                packet = None  # a damaged container: the audio ends where the damage starts
             self._pending = None
             if packet is None:
                 return
@@ -109,21 +113,31 @@ class AudioCarrier:
             packet.pts -= shift
             packet.dts -= shift
             packet.stream = out
-            self._output.mux(packet)
+            self._mux(packet)
             return
-        for frame in packet.decode():  # the empty packet at the end flushes the decoder
+        try:
+            frames = packet.decode()  # the empty packet at the end flushes the decoder
+        except av.FFmpegError:
+            return  # a corrupt packet: a short gap in the audio, not the end of the run
+        for frame in frames:
             ft = _seconds(frame.pts, frame.time_base)
             if trimmed and ft is not None and (ft < self.start or (self.end is not None and ft >= self.end)):
                 continue
             frame.pts = None  # the encoder numbers samples itself: continuous audio from the start
-            self._output.mux(out.encode(frame))
+            self._mux(out.encode(frame))
+
+    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
+        try:
+            self._output.mux(packets)
+        except OSError as e:
+            raise MediaError(f"could not write the audio ({e.strerror or e}): check free space") from None
 
     def finish(self) -> None:
         """Mux what is left (within the trim) and flush the transcoders."""
         self.write_until(None)
         for out, copy in self._plans.values():
             if not copy:
-                self._output.mux(out.encode(None))
+                self._mux(out.encode(None))
         self.close()
 
     def close(self) -> None:

@@ -32,6 +32,9 @@ class Sink(Protocol):
         """After a failure: keep what was written as a finalised partial output (returned), or
         remove it (None). Never raises."""
 
+    def describe(self) -> str:
+        """One line: what is written where (format, size, audio)."""
+
 
 def output_size(width: int, height: int, fmt: VideoFormat, max_height: int | None) -> tuple[int, int]:
     """The encoded size: scaled to ``max_height`` if taller, even for 4:2:0 encoders that need it
@@ -67,7 +70,10 @@ class VideoSink:
         self._tmp = temp_beside(target)
         self._audio: AudioCarrier | None = None
         out_w, out_h = output_size(width, height, fmt, max_height)
-        self._pad = (out_h - height, out_w - width) if not (max_height and height > max_height) else (0, 0)
+        scaled = bool(max_height and height > max_height)
+        self._pad = (0, 0) if scaled else (out_h - height, out_w - width)
+        self._size_note = f"{out_w}x{out_h}" + (f" (scaled from {width}x{height})" if scaled else "") + (
+            f" (padded from {width}x{height}: {fmt.pix_fmt} needs even sizes)" if any(self._pad) else "")
         try:
             self._container = av.open(str(self._tmp), "w", format=fmt.container,
                                       options=dict(fmt.container_options))
@@ -93,9 +99,10 @@ class VideoSink:
                 raise
         self._last_pts: int | None = None
 
-    @property
-    def audio_streams(self) -> int:
-        return self._audio.stream_count if self._audio else 0
+    def describe(self) -> str:
+        audio = self._audio.describe() if self._audio else ""
+        return f"{self.target.name}: {self.fmt.codec} {self.fmt.pix_fmt} {self._size_note}" + (
+            f", audio {audio}" if audio else "")
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
         if any(self._pad):
@@ -172,6 +179,9 @@ class PngSequenceSink:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._audio_args = (source, fmt, start, end)
         self.frames = 0
+
+    def describe(self) -> str:
+        return f"{self.folder / self.pattern}: PNG frames, audio as WAV beside them if the input has any"
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
         write_image(self.folder / (self.pattern % self.frames), pixels)
