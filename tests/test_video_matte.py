@@ -107,6 +107,13 @@ def test_webm_vp9_alpha(u2netp_store, clip, expected_alpha, tmp_path):
     assert codec == "opus" and abs(duration - N_FRAMES / 25) < 1 / 25  # AAC can't go in WebM: transcoded
 
 
+def test_batches_give_the_same_matte(u2netp_store, clip, expected_alpha, tmp_path):
+    out = tmp_path / "batched.mkv"
+    assert run("matte", clip, "-o", out, "--matte-only", "--batch", "5", *FAST).exit_code == 0  # 5+5+2 frames
+    grey = np.stack([f.to_ndarray() for f in decoded(out)])
+    assert grey.shape[0] == N_FRAMES and np.abs(grey.astype(int) - expected_alpha).max() <= 1
+
+
 def test_png_sequence_and_grey_matte(u2netp_store, clip, expected_alpha, tmp_path):
     assert run("matte", clip, "-o", tmp_path / "seq", *FAST).exit_code == 0
     with av.open(str(tmp_path / "seq" / "audio.wav")) as wav:  # the audio, beside the frames

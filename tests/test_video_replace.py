@@ -157,6 +157,16 @@ def test_bad_replace_options(args, message, u2netp_store, clip, tmp_path):
     assert md5(clip) == before and not [p for p in tmp_path.iterdir()]
 
 
+def test_a_codec_the_container_cannot_hold_fails_before_the_model_loads(clip, tmp_path):
+    preset = tmp_path / "prores.toml"
+    preset.write_text('[format]\nextension = ".mp4"\ncontainer = "mp4"\ncodec = "prores_ks"\npix_fmt = "yuva444p10le"\n')
+    # no u2netp_store: loading the model would fail (offline, no weights), so exit 2 proves the order
+    result = run("matte", clip, "-o", tmp_path / "out.mp4", "--preset", preset, "--model", tmp_path / "none.onnx")
+    assert result.exit_code == 2, result.output
+    assert "does not support 'prores_ks'" in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prores.toml"]
+
+
 def test_every_builtin_preset_opens_its_encoder(tmp_path):
     from fractions import Fraction
 

@@ -96,9 +96,11 @@ def _one_image(segmenter: Segmenter, job: ImageJob, render: Render) -> None:
 
 
 def process_video(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
-                  model: ModelConfig, device: DeviceConfig, options: OutputConfig, reporter: Reporter) -> Path:
+                  model: ModelConfig, device: DeviceConfig, options: OutputConfig, reporter: Reporter,
+                  note: str = "") -> Path:
     """The video path shared by ``matte`` and ``replace``: every check that can fail runs before
-    the first frame is processed, then ``pipeline.run_video`` does the work."""
+    the first frame is processed, then ``pipeline.run_video`` does the work. ``note`` is added to
+    the line that says what is written."""
     source, output = Path(source), Path(output)
     fmt = video_format(output, command, options.mask_only, options.format, options.crf)
     if fmt.sequence:
@@ -112,15 +114,20 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
 
     with VideoSource(source, options.start, options.end) as video:
         info = video.info
-        segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
-        reporter.info(segmenter.describe())
+        # the sink first: an encoder or container that can't work fails before the model loads
         if fmt.sequence:
             sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end)
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
                              source, options.start, options.end, options.max_height)
+        try:
+            segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
+        except BaseException:
+            sink.salvage()  # nothing written yet: this removes the temporary file
+            raise
+        reporter.info(segmenter.describe())
         turned = f", turned {info.rotation}° upright" if info.rotation else ""
-        reporter.info(f"writing {sink.describe()}{turned}")
+        reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
         stats = run_video(video, segmenter, render, sink, device.batch, reporter)
     if stats.lost or stats.damaged:
         reporter.warn(f"{source.name} is damaged: {stats.lost} frame(s) could not be decoded and were "
@@ -179,13 +186,13 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
     else:
         jobs = plan_images(inputs, output, options, composite=True)
     backdrop = parse_background(background)
+    note = f"background {backdrop.description}"
     try:
-        reporter.info(f"background: {backdrop.description}")
         compositor = Compositor(backdrop)
         if video:
             return [process_video(inputs[0], output, "replace", compositor, model=model, device=device,
-                                  options=replace_options(options), reporter=reporter)]
-        return _process_images(jobs, compositor, model, device, reporter)
+                                  options=replace_options(options), reporter=reporter, note=note)]
+        return _process_images(jobs, compositor, model, device, reporter, note)
     finally:
         backdrop.close()
 
@@ -196,9 +203,11 @@ def replace_options(options: OutputConfig) -> OutputConfig:
 
 
 def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,
-                    reporter: Reporter) -> list[Path]:
+                    reporter: Reporter, note: str = "") -> list[Path]:
     segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter)
     reporter.info(segmenter.describe())
+    if note:
+        reporter.info(note)
     written: list[Path] = []
     failed = 0
     bar = reporter.bar("images", len(jobs), "img") if len(jobs) > 1 else None

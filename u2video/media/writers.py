@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from ..config import VideoFormat
-from ..errors import MediaError
+from ..errors import ConfigError, MediaError
 from .audio import AudioCarrier, write_audio_files
 from .files import temp_beside
 from .images import write_image
@@ -87,10 +87,13 @@ class VideoSink:
             stream.codec_context.open()  # an impossible combination fails here, before decoding
         except (av.FFmpegError, ValueError) as e:
             self._drop()
-            raise MediaError(f"cannot encode {fmt.codec}/{fmt.pix_fmt} into {target.name} ({e}): "
-                             "choose another output format or preset") from None
+            raise ConfigError(f"cannot encode {fmt.codec}/{fmt.pix_fmt} into {target.name} ({e}): "
+                              "choose another output format or preset") from None
         self._stream = stream
         self._time_base = time_base  # the frames' (the muxer may change the stream's, e.g. WebM's 1/1000)
+        # The header is written with the first video packet, not before (so audio waits for it):
+        # written before the encoder has produced a packet, HEVC tagged hvc1 fails in 1 of 5 runs
+        # ("not yet implemented in FFmpeg").
         if source is not None:
             try:
                 self._audio = AudioCarrier(source, self._container, fmt, start, end)
@@ -98,6 +101,7 @@ class VideoSink:
                 self._drop()
                 raise
         self._last_pts: int | None = None
+        self._video_started = False
 
     def describe(self) -> str:
         audio = self._audio.describe() if self._audio else ""
@@ -114,8 +118,10 @@ class VideoSink:
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
         frame.pts, frame.time_base = pts, self._time_base
         self._last_pts = pts
-        self._mux(self._stream.encode(frame))  # PyAV converts to the encoder's pix_fmt and size
-        if self._audio:
+        packets = self._stream.encode(frame)  # PyAV converts to the encoder's pix_fmt and size
+        self._mux(packets)
+        self._video_started = self._video_started or bool(packets)
+        if self._audio and self._video_started:
             self._audio.write_until(float(pts * self._time_base))
         self.frames += 1
 
