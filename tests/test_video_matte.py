@@ -142,6 +142,17 @@ def audio_only(path: Path) -> Path:
     return path
 
 
+def test_overwriting_a_png_sequence_leaves_no_stale_frames(u2netp_store, clip, tmp_path):
+    frames = tmp_path / "frames"
+    assert run("matte", clip, "-o", frames / "f_%03d.png", *FAST).exit_code == 0
+    assert len(list(frames.glob("f_*.png"))) == N_FRAMES and (frames / "audio.wav").exists()
+    (frames / "notes.txt").write_text("the user's own file")
+    silent = make_clip(tmp_path / "silent.mp4", frames=4)
+    assert run("matte", silent, "-o", frames / "f_%03d.png", *FAST).exit_code == 2  # not empty
+    assert run("matte", silent, "-o", frames / "f_%03d.png", "--overwrite", *FAST).exit_code == 0
+    assert sorted(p.name for p in frames.iterdir()) == ["f_000.png", "f_001.png", "f_002.png", "f_003.png", "notes.txt"]
+
+
 def test_rotated_clip_comes_out_upright_with_no_rotation_tag(u2netp_store, tmp_path):
     clip = make_clip(tmp_path / "phone.mp4", frames=4, rotation=90)  # stored 160x120, shown 120x160
     out = tmp_path / "phone.mov"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import u2video
-from u2video.compose import cover, parse_color
+from u2video.backgrounds import cover, parse_color
 
 from .conftest import md5, read_rgba, write_rgb
 from .test_api import load_samples_module
@@ -165,6 +165,36 @@ def test_a_codec_the_container_cannot_hold_fails_before_the_model_loads(clip, tm
     assert result.exit_code == 2, result.output
     assert "does not support 'prores_ks'" in result.stderr and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prores.toml"]
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[output]\nmax_height = "720"\n', "max_height = '720' should be int"),
+    ('[output]\nmask_only = "false"\n', "mask_only = 'false' should be bool"),
+    ('[output]\noverwrite = true\n', "has no key 'overwrite'"),  # per run, never from a preset
+    ('background = 5\n', "background = 5 should be a string"),
+    ('[device]\nkind = "gpu"\n', "kind = 'gpu' is not one of auto, cpu, cuda"),
+    ('[format]\nextension = "mp4"\ncontainer = "mp4"\ncodec = "libx264"\npix_fmt = "yuv420p"\n', "must start with a dot"),
+    ('[format\n', "is not valid TOML"),
+])
+def test_bad_preset_files(toml, message, clip, tmp_path):
+    preset = tmp_path / "bad.toml"
+    preset.write_text(toml)
+    result = run("replace", clip, "-o", tmp_path / "out.mp4", "-b", "red", "--preset", preset)
+    assert result.exit_code == 2, result.output
+    errors = [l for l in result.stderr.splitlines() if l.startswith("u2video: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.output
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_output_size_rounds_down_when_scaling_and_pads_odd_sizes():
+    from u2video.media.writers import output_size
+    from u2video.presets import load_preset
+
+    h264, prores = load_preset("h264-replace").format, load_preset("prores-replace").format
+    assert output_size(250, 100, h264, 75) == (184, 74)  # never over the limit, even for 4:2:0
+    assert output_size(161, 121, h264, None) == (162, 122)  # padded, not stretched
+    assert output_size(250, 100, prores, 75) == (188, 75)
+    assert output_size(161, 121, prores, 1000) == (161, 121)
 
 
 def test_every_builtin_preset_opens_its_encoder(tmp_path):

@@ -18,15 +18,16 @@ from pathlib import Path
 
 import torch
 
-from .compose import Compositor, parse_background, to_matte, to_rgba
+from .backgrounds import parse_background
+from .compose import Compositor, to_matte, to_rgba
 from .config import DeviceConfig, OutputConfig, ModelConfig
 from .errors import ConfigError, MediaError
 from .media.files import check_output, ensure_writable_dir
-from .media.codecs import video_format
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
 from .media.source import VideoSource, is_video
 from .media.writers import PngSequenceSink, Sink, VideoSink
 from .pipeline import Render, run_video
+from .presets import sequence_target, video_format
 from .progress import Reporter, SilentReporter
 from .segmenter import Segmenter
 
@@ -74,18 +75,13 @@ def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
     allowed = IMAGE_SUFFIXES if options.mask_only or composite else ALPHA_SUFFIXES
     for job in jobs:
         if job.target.suffix.lower() not in allowed:
-            what = "a mask" if options.mask_only else "transparency (use .png or .webp, or --mask-only)"
+            what = ("an image" if composite else "a mask" if options.mask_only
+                    else "transparency (use .png or .webp, or --mask-only)")
             raise ConfigError(f"{job.target.name}: {job.target.suffix or 'no extension'} cannot hold {what}")
         check_output(job.target, sources, options.overwrite)
     for folder in {job.target.parent for job in jobs}:
         ensure_writable_dir(folder)
     return jobs
-
-
-def matte_image(segmenter: Segmenter, job: ImageJob, options: OutputConfig) -> None:
-    """One image: decode -> alpha at full resolution -> RGBA (or grey mask) -> atomic write."""
-    render = to_matte if options.mask_only else to_rgba
-    _one_image(segmenter, job, render)
 
 
 def _one_image(segmenter: Segmenter, job: ImageJob, render: Render) -> None:
@@ -104,7 +100,7 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     source, output = Path(source), Path(output)
     fmt = video_format(output, command, options.mask_only, options.format, options.crf)
     if fmt.sequence:
-        folder = output.parent if "%" in output.name else output
+        folder, _ = sequence_target(output)
         if folder.is_dir() and any(folder.iterdir()) and not options.overwrite:
             raise ConfigError(f"{folder} is not empty: pass --overwrite to write into it, or choose an empty folder")
         ensure_writable_dir(folder)
@@ -116,7 +112,7 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         info = video.info
         # the sink first: an encoder or container that can't work fails before the model loads
         if fmt.sequence:
-            sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end)
+            sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end, options.max_height)
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
                              source, options.start, options.end, options.max_height)
@@ -181,10 +177,7 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     video = len(inputs) == 1 and is_video(Path(inputs[0]))
-    if video:
-        video_format(Path(output), "replace", False, options.format, options.crf)  # format errors before anything opens
-    else:
-        jobs = plan_images(inputs, output, options, composite=True)
+    jobs = [] if video else plan_images(inputs, output, options, composite=True)
     backdrop = parse_background(background)
     note = f"background {backdrop.description}"
     try:

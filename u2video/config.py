@@ -120,8 +120,10 @@ class OutputConfig:
             raise ConfigError(f"--start {self.start} is negative: give seconds from the beginning, e.g. 12.5")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ConfigError(f"--end {self.end} is not after --start {self.start}: give a later end")
-        if self.crf is not None and not 0 <= self.crf <= 63:
-            raise ConfigError(f"--crf {self.crf} is out of range: give 0 to 51 (H.264/H.265) or 0 to 63 (VP9)")
+        if self.crf is not None and self.crf < 0:
+            raise ConfigError(f"--crf {self.crf} is negative: give 0 (best) or more")
+        if self.end is not None and self.end <= 0:
+            raise ConfigError(f"--end {self.end} must be after the start of the clip: give seconds, e.g. 10")
         if self.max_height is not None and self.max_height < 16:
             raise ConfigError(f"max height {self.max_height} is too small: give at least 16 pixels")
 

@@ -12,12 +12,14 @@ A preset fills the same dataclasses as the flags: defaults < preset < flags. Its
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from types import UnionType
+from typing import Any, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from .config import DeviceConfig, ModelConfig, OutputConfig, VideoFormat, with_flags
 from .errors import ConfigError
@@ -25,6 +27,7 @@ from .errors import ConfigError
 T = TypeVar("T")
 _SECTIONS = {"format", "output", "model", "device"}
 _TOP = {"description", "command", "background"}
+_PER_RUN = frozenset({"overwrite", "start", "end"})  # flags only: a preset must not overwrite or trim
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,52 @@ class Preset:
 
     def _fill(self, config: T, section: str) -> T:
         table = self.tables.get(section, {})
-        known = {f.name for f in fields(config)} - {"format"}  # type: ignore[arg-type]
-        values: dict[str, Any] = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"preset {self.path}: [{section}] has no key {key!r} (known: {', '.join(sorted(known))})")
+        values = _checked(type(config), table, f"preset {self.path}: [{section}]", exclude=_PER_RUN)
+        for key, value in values.items():
             current = getattr(config, key)
-            try:
-                values[key] = type(current)(value) if isinstance(current, Enum) else value
-            except ValueError:
-                raise ConfigError(f"preset {self.path}: [{section}] {key} = {value!r} is not one of "
-                                  f"{', '.join(m.value for m in type(current))}") from None
-        try:
-            return replace(config, **values)
-        except TypeError as e:
-            raise ConfigError(f"preset {self.path}: [{section}] {e}") from None
+            if isinstance(current, Enum):
+                try:
+                    values[key] = type(current)(value)
+                except ValueError:
+                    raise ConfigError(f"preset {self.path}: [{section}] {key} = {value!r} is not one of "
+                                      f"{', '.join(m.value for m in type(current))}") from None
+        return replace(config, **values)
+
+
+def _checked(cls: type, table: object, where: str, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``table``'s entries, each a field of ``cls`` with a value of that field's type, or ConfigError."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of key = value lines")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)} - exclude - {"format"}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{where} has no key {key!r} (known: {', '.join(sorted(known))})")
+        allowed = _types(hints[key])
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if not ok:
+            names = " or ".join(sorted({t.__name__ for t in allowed}))
+            raise ConfigError(f"{where} {key} = {value!r} should be {names}")
+    return dict(table)
+
+
+def _types(hint: Any) -> tuple[type, ...]:
+    """The runtime types a field annotation allows (int also for float; enums take their strings)."""
+    args = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    out: list[type] = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        origin = get_origin(arg) or arg
+        if isinstance(origin, type) and issubclass(origin, Enum):
+            out.append(str)
+        elif origin is float:
+            out += [float, int]
+        elif isinstance(origin, type) and issubclass(origin, Mapping):
+            out.append(dict)
+        elif isinstance(origin, type):
+            out.append(origin)
+    return tuple(out)
 
 
 NO_PRESET = Preset("defaults", "(built in)")
@@ -101,23 +135,30 @@ def load_preset(name_or_path: str | Path | None) -> Preset:
 
 
 def _parse(name: str, path: str, data: dict[str, Any]) -> Preset:
+    where = f"preset {path}"
     unknown = set(data) - _SECTIONS - _TOP
     if unknown:
-        raise ConfigError(f"preset {path}: unknown entry {sorted(unknown)[0]!r} "
-                          f"(known: {', '.join(sorted(_SECTIONS | _TOP))})")
+        raise ConfigError(f"{where}: unknown entry {sorted(unknown)[0]!r} (known: {', '.join(sorted(_SECTIONS | _TOP))})")
+    for key in _TOP:
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{where}: {key} = {data[key]!r} should be a string")
     if data.get("command") not in (None, "matte", "replace"):
-        raise ConfigError(f"preset {path}: command must be \"matte\" or \"replace\", not {data['command']!r}")
+        raise ConfigError(f"{where}: command must be \"matte\" or \"replace\", not {data['command']!r}")
     fmt = None
     if "format" in data:
-        table = dict(data["format"])
+        table = _checked(VideoFormat, data["format"], f"{where}: [format]")
+        missing = {"extension", "container", "codec", "pix_fmt"} - set(table)
+        if missing:
+            raise ConfigError(f"{where}: [format] needs {', '.join(sorted(missing))}")
         for key in ("codec_options", "container_options"):
             table[key] = {str(k): str(v) for k, v in table.get(key, {}).items()}
-        try:
-            fmt = VideoFormat(**table)
-        except TypeError as e:
-            raise ConfigError(f"preset {path}: [format] {e}") from None
+        if table["extension"] and not table["extension"].startswith("."):
+            raise ConfigError(f"{where}: [format] extension must start with a dot, like \".mp4\" (or be \"\" for PNGs)")
+        fmt = VideoFormat(**table)
     tables = {s: data[s] for s in ("output", "model", "device") if s in data}
-    return Preset(name, path, data.get("description", ""), data.get("command"), data.get("background"), fmt, tables)
+    preset = Preset(name, path, data.get("description", ""), data.get("command"), data.get("background"), fmt, tables)
+    preset.model_config(), preset.device_config(), preset.output_config()  # every value checked now
+    return preset
 
 
 def all_presets() -> list[Preset]:
@@ -131,3 +172,62 @@ def preset_text(name_or_path: str) -> str:
         return path.read_text(encoding="utf-8")
     load_preset(name_or_path)  # unknown names fail with the list
     return files("u2video.builtin_presets").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+
+
+# (command, mask_only) -> output extension ("" for a folder or %05d.png pattern) -> preset
+DEFAULT_PRESETS: dict[tuple[str, bool], dict[str, str]] = {
+    ("matte", False): {".mov": "prores4444", ".webm": "webm-alpha", "": "png-seq"},
+    ("matte", True): {".mkv": "matte", ".mov": "matte-prores", "": "png-seq"},
+    ("replace", False): {".mp4": "h264-replace", ".mkv": "h264-replace-mkv", ".mov": "prores-replace",
+                         ".webm": "webm-replace", "": "png-seq"},
+}
+_CRF_RANGE = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
+_FRAME_PATTERN = re.compile(r"^[^%]*%0?\d*d[^%]*\.png$", re.IGNORECASE)
+
+
+def is_png_sequence(output: Path) -> bool:
+    """A folder (existing, or a path without extension) or a printf pattern like out/%05d.png."""
+    return "%" in output.name or output.is_dir() or not output.suffix
+
+
+def sequence_target(output: Path) -> tuple[Path, str]:
+    """(folder, file-name pattern) of a PNG sequence output: out/ -> (out, "%05d.png")."""
+    return (output.parent, output.name) if "%" in output.name else (output, "%05d.png")
+
+
+def video_format(output: Path, command: str, mask_only: bool, given: VideoFormat | None,
+                 crf: int | None = None) -> VideoFormat:
+    """The format to write ``output`` with: ``given`` (a preset's), or the default preset for the
+    output's extension, with ``crf`` applied. ConfigError, before anything is decoded, if it
+    can't work."""
+    suffix = "" if is_png_sequence(output) else output.suffix.lower()
+    if given is None:
+        table = DEFAULT_PRESETS[(command, mask_only if command == "matte" else False)]
+        if suffix not in table:
+            what = "a grey matte" if mask_only else ("alpha" if command == "matte" else "video")
+            hint = " (.mp4 has no codec with alpha that editors read)" if suffix == ".mp4" and command == "matte" else ""
+            raise ConfigError(f"{output.name}: {suffix} cannot hold {what}{hint}: use "
+                              f"{', '.join(s for s in table if s)}, or a folder for a PNG sequence")
+        given = load_preset(table[suffix]).format
+        assert given is not None
+    if given.sequence != (suffix == ""):
+        need = "a folder or a pattern like out/%05d.png" if given.sequence else f"a {given.extension} file"
+        raise ConfigError(f"the {given.codec} format writes {need}, not {output.name}: change -o or the preset")
+    if given.sequence and "%" in output.name and not _FRAME_PATTERN.match(output.name):
+        raise ConfigError(f"{output.name} is not a frame pattern like frame_%05d.png: one %d (or %05d), "
+                          "ending in .png")
+    if not given.sequence and suffix != given.extension.lower():
+        raise ConfigError(f"the chosen format writes {given.extension} files ({given.codec} in {given.container}), "
+                          f"not {suffix}: name the output {output.stem}{given.extension}")
+    if command == "matte" and not mask_only and not given.sequence and not given.alpha:
+        raise ConfigError(f"{given.codec}/{given.pix_fmt} has no alpha channel: for `matte` choose a format "
+                          "with alpha (prores4444, webm-alpha, png-seq) or pass --matte-only")
+    if command == "replace" and given.pix_fmt.startswith("gray"):
+        raise ConfigError(f"{given.codec}/{given.pix_fmt} holds only grey: `replace` writes colour")
+    if crf is not None:
+        if given.codec not in _CRF_RANGE:
+            raise ConfigError(f"--crf does not apply to {given.codec}: it sets H.264/H.265 and VP9 quality")
+        if crf > _CRF_RANGE[given.codec]:
+            raise ConfigError(f"--crf {crf} is out of range for {given.codec}: give 0 to {_CRF_RANGE[given.codec]}")
+        given = replace(given, codec_options={**given.codec_options, "crf": str(crf)})
+    return given

@@ -55,10 +55,3 @@ def configs(command: str, preset_name: str | None, *, model: str | None, input_s
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
             preset.device_config(kind=device, precision=precision, batch=batch),
             preset.output_config(**output_flags))
-
-
-
-
-
-
-

@@ -28,6 +28,8 @@ _ACCEPTS: dict[str, set[str] | None] = {
 }
 _TRANSCODE_TO = {"mp4": "aac", "mov": "aac", "webm": "libopus", "matroska": "libopus", "wav": "pcm_s16le"}
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+# FFmpeg's default layout for a channel count, for streams that say only "N channels"
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 LEAD = 0.2  # seconds of audio muxed ahead of the video written so far
 
 
@@ -47,7 +49,8 @@ class AudioCarrier:
         accepts = _ACCEPTS.get(fmt.container, set())
         try:
             for stream in chosen:
-                copy = fmt.audio_codec == "copy" and (accepts is None or stream.codec_context.name in accepts)
+                name = stream.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+                copy = fmt.audio_codec == "copy" and (accepts is None or name in accepts)
                 if copy:
                     out = output.add_stream_from_template(stream)
                 else:
@@ -66,7 +69,7 @@ class AudioCarrier:
 
     def describe(self) -> str:
         """e.g. "aac copied, opus transcoded"; empty without audio."""
-        return ", ".join(f"{out.codec_context.name} {'copied' if copy else 'transcoded'}"
+        return ", ".join(f"{out.codec_context.codec.canonical_name} {'copied' if copy else 'transcoded'}"
                          for out, copy in self._plans.values())
 
     @staticmethod
@@ -77,8 +80,8 @@ class AudioCarrier:
             rate = next((r for r in sorted(_OPUS_RATES) if r >= rate), 48000)
         out = output.add_stream(codec, rate=rate)
         layout = stream.codec_context.layout
-        if layout is not None and layout.nb_channels <= 2:
-            out.layout = layout.name  # mono/stereo kept; more channels: the encoder's default mapping
+        if layout is not None:
+            out.layout = _DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name) if "channels" in layout.name else layout.name
         if bitrate:
             out.codec_context.bit_rate = _bits(bitrate)
         out.codec_context.open()
@@ -123,7 +126,8 @@ class AudioCarrier:
             ft = _seconds(frame.pts, frame.time_base)
             if trimmed and ft is not None and (ft < self.start or (self.end is not None and ft >= self.end)):
                 continue
-            frame.pts = None  # the encoder numbers samples itself: continuous audio from the start
+            if frame.pts is not None:  # keep its place in time (a late start, the trim), shifted as the video
+                frame.pts -= round(Fraction(self.start) / frame.time_base)
             self._mux(out.encode(frame))
 
     def _mux(self, packets: av.Packet | list[av.Packet]) -> None:

@@ -72,29 +72,42 @@ class VideoSource:
             raise MediaError(f"{self.path} has no video stream (audio only?): give a video file")
         stream = self._stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
+        start_s = float(self._container.start_time / av.time_base) if self._container.start_time else 0.0
         duration = float(self._container.duration / av.time_base) if self._container.duration else None
-        if self.start is not None and duration is not None and self.start >= duration:
-            raise MediaError(f"--start {self.start:g} s is past the end of {self.path.name} ({duration:.2f} s): "
-                             "give an earlier start")
-        if self.start:
-            # seek to the keyframe at or before start; frames before it are decoded and dropped
-            self._container.seek(int(self.start * av.time_base), backward=True)
         self._shift = round(Fraction(self.start or 0) / stream.time_base)
-        self._frames = self._decode()
-        first = next(self._frames, None)
+        first = self._seek_and_decode_first()
         if first is None:
-            raise MediaError(f"{self.path} holds no decodable video frames"
-                             + (" in the --start/--end range" if self.start or self.end else "")
-                             + ": check the file")
+            span = f" (it runs from {start_s:.2f} to {start_s + duration:.2f} s)" if duration else ""
+            if self.start or self.end:
+                raise MediaError(f"{self.path.name} has no frames between --start and --end{span}: "
+                                 "give times inside the clip")
+            raise MediaError(f"{self.path} holds no decodable video frames: check the file")
         self._first = first
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         expected = stream.frames
         if expected and duration and (self.start or self.end):
-            span = (min(self.end or duration, duration) - (self.start or 0)) / duration
+            span = (min(self.end or start_s + duration, start_s + duration) - max(self.start or 0, start_s)) / duration
             expected = max(1, round(expected * span))
         height, width = first.rgb.shape[:2]
         self.info = VideoInfo(width, height, rate, stream.time_base, expected or 0,
                               len(self._container.streams.audio), self._rotation)
+
+    def _seek_and_decode_first(self) -> DecodedFrame | None:
+        """Position the decoder at ``start`` and decode the first frame in range.
+
+        A seek lands on the keyframe at or before ``start`` in MP4/MKV, but MPEG-TS seeks by
+        byte position and can land after it: then seek again from further back.
+        """
+        for back in (0.0, 2.0, 10.0, 60.0, None):
+            if self.start:
+                target = 0.0 if back is None else max(0.0, self.start - back)
+                self._container.seek(int(target * av.time_base), backward=True)
+            self._frames = self._decode()
+            first = next(self._frames, None)
+            landed = self._raw_first  # None: nothing decodable after the seek point
+            if not self.start or back is None or (landed is not None and landed <= self.start + 1e-3):
+                return first
+        return None  # not reached
 
     def __enter__(self) -> "VideoSource":
         return self
@@ -113,6 +126,7 @@ class VideoSource:
     def _decode(self) -> Iterator[DecodedFrame]:
         stream = self._stream
         self._rotation = 0
+        self._raw_first: float | None = None  # time of the first frame decoded, before trimming
         index = sent = received = 0
         packets = self._container.demux(stream)
         while True:
@@ -122,8 +136,8 @@ class VideoSource:
                 break
             except av.FFmpegError:
                 break  # a damaged container: keep what was decoded
-            if packet.size:
-                sent += 1
+            if packet.size and (received or not self.start):
+                sent += 1  # after a seek, packets before the first keyframe don't count as lost
             try:
                 decoded = packet.decode()  # the empty packet at the end flushes the decoder
             except av.FFmpegError:
@@ -131,6 +145,8 @@ class VideoSource:
             for frame in decoded:
                 received += 1
                 seconds = frame.time
+                if self._raw_first is None:
+                    self._raw_first = seconds
                 if seconds is not None:
                     if self.start is not None and seconds < self.start - 1e-6:
                         continue

@@ -5,15 +5,18 @@ was written as a playable ``<name>.partial<ext>`` (or removes it) and says where
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
 import av
+import cv2
 import numpy as np
 
 from ..config import VideoFormat
 from ..errors import ConfigError, MediaError
+from ..presets import sequence_target
 from .audio import AudioCarrier, write_audio_files
 from .files import temp_beside
 from .images import write_image
@@ -37,13 +40,13 @@ class Sink(Protocol):
 
 
 def output_size(width: int, height: int, fmt: VideoFormat, max_height: int | None) -> tuple[int, int]:
-    """The encoded size: scaled to ``max_height`` if taller, even for 4:2:0 encoders that need it
-    (the frame is then padded by one edge row/column, never stretched)."""
+    """The encoded size: scaled down to at most ``max_height`` lines, and even for 4:2:0 encoders
+    that need it (rounded down when scaling; otherwise padded by one edge row/column)."""
+    even = 2 if fmt.chroma_420 else 1
     if max_height and height > max_height:
-        width, height = max(2, round(width * max_height / height)), max_height
-    if fmt.chroma_420:
-        width, height = width + width % 2, height + height % 2
-    return width, height
+        new_height = max_height // even * even
+        return max(even, round(width * new_height / height) // even * even), new_height
+    return width + width % even, height + height % even
 
 
 def partial_name(target: Path) -> Path:
@@ -173,30 +176,35 @@ class PngSequenceSink:
     frames written before a failure are complete and are kept."""
 
     def __init__(self, target: Path, source: Path | None = None, fmt: VideoFormat | None = None,
-                 start: float | None = None, end: float | None = None):
-        if "%" in target.name:
-            self.folder, self.pattern = target.parent, target.name
-        else:
-            self.folder, self.pattern = target, "%05d.png"
-        try:
-            self.pattern % 0
-        except (TypeError, ValueError):
-            raise MediaError(f"{target.name} is not a numbered pattern like frame%05d.png") from None
+                 start: float | None = None, end: float | None = None, max_height: int | None = None):
+        self.folder, self.pattern = sequence_target(target)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._audio_args = (source, fmt, start, end)
+        self._max_height = max_height
         self.frames = 0
 
     def describe(self) -> str:
         return f"{self.folder / self.pattern}: PNG frames, audio as WAV beside them if the input has any"
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
+        height, width = pixels.shape[:2]
+        if self._max_height and height > self._max_height:
+            size = (max(1, round(width * self._max_height / height)), self._max_height)
+            pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
         write_image(self.folder / (self.pattern % self.frames), pixels)
         self.frames += 1
 
     def finish(self) -> None:
         source, fmt, start, end = self._audio_args
-        if source is not None and fmt is not None:
-            write_audio_files(source, self.folder, fmt, start, end)
+        audio = write_audio_files(source, self.folder, fmt, start, end) if source and fmt else []
+        # what an earlier run left here under the same names (with --overwrite) is not ours any more
+        frame = re.compile("^" + re.sub(r"%0?\d*d", r"(\\d+)", re.escape(self.pattern)) + "$")
+        for path in self.folder.iterdir():
+            match = frame.match(path.name)
+            stale_frame = match is not None and int(match.group(1)) >= self.frames
+            stale_audio = re.fullmatch(r"audio(-\d+)?\.wav", path.name) is not None and path not in audio
+            if stale_frame or stale_audio:
+                path.unlink()
 
     def salvage(self) -> Path | None:
         return self.folder if self.frames else None
