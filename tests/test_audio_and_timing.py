@@ -6,7 +6,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .test_cli_images import FAST, run
+from .test_cli_images import run
+from .test_video_matte import FAST
 from .test_video_matte import decoded, make_clip
 
 

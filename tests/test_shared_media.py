@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from .conftest import SHARED, md5
-from .test_cli_images import FAST, run
+from .test_cli_images import run
+from .test_video_matte import FAST
 from .test_video_matte import decoded, model_alpha, seconds
 
 MEDIA = SHARED / "media"

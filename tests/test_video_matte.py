@@ -15,7 +15,12 @@ from u2video.segmenter import Segmenter
 
 from .conftest import md5
 from .test_api import load_samples_module
-from .test_cli_images import FAST, run
+from .test_cli_images import FAST as IMAGE_FAST
+from .test_cli_images import run
+
+# These tests check what the pipeline and the encoders do with the network's matte, so they
+# compare against the plain per-frame matte (smoothing and refinement have tests of their own).
+FAST = [*IMAGE_FAST, "--smooth", "0", "--no-refine"]
 
 N_FRAMES = 12
 
@@ -314,7 +319,9 @@ def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_p
     import threading
 
     from u2video.compose import to_rgba
+    from u2video.config import MatteConfig
     from u2video.errors import MediaError
+    from u2video.alpha import MatteStage
     from u2video.media.source import VideoSource
     from u2video.pipeline import run_video
     from u2video.progress import SilentReporter
@@ -326,7 +333,7 @@ def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_p
     def work():
         with VideoSource(clip) as video:
             try:
-                run_video(video, seg, to_rgba, sink, 1, SilentReporter())
+                run_video(video, seg, MatteStage(MatteConfig(0, False)), to_rgba, sink, 1, SilentReporter())
             except MediaError as e:
                 outcome["error"] = str(e)
 

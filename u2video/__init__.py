@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DeviceConfig, DeviceKind, ModelConfig, Normalization, OutputConfig, Precision, VideoFormat
+from .config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, VideoFormat
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
 __version__ = "0.1.0"
@@ -35,6 +35,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "load_preset", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
+    "matte", "replace", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

@@ -20,12 +20,13 @@ import torch
 
 from .backgrounds import parse_background
 from .compose import Compositor, to_matte, to_rgba
-from .config import DeviceConfig, OutputConfig, ModelConfig
+from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig
 from .errors import ConfigError, MediaError
 from .media.files import check_output, ensure_writable_dir
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
 from .media.source import VideoSource, is_video
 from .media.writers import PngSequenceSink, Sink, VideoSink
+from .alpha import MatteStage
 from .pipeline import Render, run_video
 from .presets import sequence_target, video_format
 from .progress import Reporter, SilentReporter
@@ -92,8 +93,8 @@ def _one_image(segmenter: Segmenter, job: ImageJob, render: Render) -> None:
 
 
 def process_video(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
-                  model: ModelConfig, device: DeviceConfig, options: OutputConfig, reporter: Reporter,
-                  note: str = "") -> Path:
+                  model: ModelConfig, device: DeviceConfig, options: OutputConfig, matte_config: MatteConfig,
+                  reporter: Reporter, note: str = "") -> Path:
     """The video path shared by ``matte`` and ``replace``: every check that can fail runs before
     the first frame is processed, then ``pipeline.run_video`` does the work. ``note`` is added to
     the line that says what is written."""
@@ -124,7 +125,7 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         reporter.info(segmenter.describe())
         turned = f", turned {info.rotation}° upright" if info.rotation else ""
         reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
-        stats = run_video(video, segmenter, render, sink, device.batch, reporter)
+        stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, device.batch, reporter)
     if stats.lost or stats.damaged:
         reporter.warn(f"{source.name} is damaged: {stats.lost} frame(s) could not be decoded and were "
                       f"skipped, {stats.damaged} were decoded with errors; {stats.frames} frames were written")
@@ -133,7 +134,7 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
 
 def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: ModelConfig = ModelConfig(),
                 device: DeviceConfig = DeviceConfig(), options: OutputConfig = OutputConfig(),
-                reporter: Reporter | None = None) -> Path:
+                matte_config: MatteConfig = MatteConfig(), reporter: Reporter | None = None) -> Path:
     """Cut the subject out of a video: RGBA video (.mov ProRes 4444, .webm VP9+alpha), an RGBA
     PNG sequence (a folder or a ``%05d.png`` pattern), or with ``mask_only`` the grey matte
     (.mkv FFV1 lossless, .mov ProRes). ``options.format`` (e.g. a preset's) overrides the
@@ -141,12 +142,13 @@ def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: 
     the output path."""
     render = to_matte if options.mask_only else to_rgba
     return process_video(source, output, "matte", render, model=model, device=device, options=options,
-                         reporter=reporter or SilentReporter())
+                         matte_config=matte_config, reporter=reporter or SilentReporter())
 
 
 def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike, *,
           model: ModelConfig = ModelConfig(), device: DeviceConfig = DeviceConfig(),
-          options: OutputConfig = OutputConfig(), reporter: Reporter | None = None) -> list[Path]:
+          options: OutputConfig = OutputConfig(), matte_config: MatteConfig = MatteConfig(),
+          reporter: Reporter | None = None) -> list[Path]:
     """Cut the subject out of a video (see ``matte_video``) or of images; returns the paths written.
 
     Images: ``inputs`` are image files and/or folders of images; ``output`` is a file for one
@@ -157,7 +159,8 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if len(inputs) == 1 and is_video(Path(inputs[0])):
-        return [matte_video(inputs[0], output, model=model, device=device, options=options, reporter=reporter)]
+        return [matte_video(inputs[0], output, model=model, device=device, options=options,
+                            matte_config=matte_config, reporter=reporter)]
     jobs = plan_images(inputs, output, options)
     return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, reporter)
 
@@ -165,7 +168,7 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
 def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike,
             background: str, *, model: ModelConfig = ModelConfig(),
             device: DeviceConfig = DeviceConfig(), options: OutputConfig = OutputConfig(),
-            reporter: Reporter | None = None) -> list[Path]:
+            matte_config: MatteConfig = MatteConfig(), reporter: Reporter | None = None) -> list[Path]:
     """Put the subject of a video or of images onto a new background; returns the paths written.
 
     ``background``: a colour (name like ``skyblue`` or ``#00b140``), an image file (scaled to
@@ -184,7 +187,8 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
         compositor = Compositor(backdrop)
         if video:
             return [process_video(inputs[0], output, "replace", compositor, model=model, device=device,
-                                  options=replace_options(options), reporter=reporter, note=note)]
+                                  options=replace_options(options), matte_config=matte_config,
+                                  reporter=reporter, note=note)]
         return _process_images(jobs, compositor, model, device, reporter, note)
     finally:
         backdrop.close()

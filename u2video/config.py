@@ -72,6 +72,20 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class MatteConfig:
+    """How the network's prediction becomes the video's matte (see ``matte.py``)."""
+
+    # Chosen with benchmarks/quality.py (README, "Steadier mattes"): smoothing over 6 frames each
+    # side lowers flicker and dtSSD without raising MAD; refinement does not help yet, so it is off.
+    smooth: int = 6  # temporal smoothing: frames each side of the one being finished (0: off)
+    refine: bool = False  # guided upsampling to full resolution (False: plain bilinear)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.smooth <= 15:
+            raise ConfigError(f"--smooth {self.smooth} is out of range: give 0 (off) to 15 frames")
+
+
+@dataclass(frozen=True)
 class VideoFormat:
     """One way to write video: what a preset's [format] table holds.
 

@@ -1,4 +1,4 @@
-"""The one frame loop: source -> batches -> segmenter -> compose -> sink.
+"""The one frame loop: source -> batches -> segmenter -> matte (smoothing, refinement) -> compose -> sink.
 
 Decoding and encoding run on their own threads (FFmpeg releases the GIL), the network on the
 caller's thread, joined by bounded queues: the stages overlap and memory stays flat however
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .alpha import MatteStage
 from .media.source import DecodedFrame, VideoSource
 from .media.writers import Sink
 from .progress import Reporter
@@ -73,8 +74,8 @@ def _get(q: queue.Queue, stop: threading.Event, producer: _Stage | None = None) 
                 return _END
 
 
-def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: Sink, batch: int,
-              reporter: Reporter) -> RunStats:
+def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, render: Render, sink: Sink,
+              batch: int, reporter: Reporter) -> RunStats:
     """Process every frame of ``source`` into ``sink`` and finish it.
 
     On any error or Ctrl-C the stages stop, the sink keeps what was written as a playable
@@ -105,14 +106,24 @@ def run_video(source: VideoSource, segmenter: Segmenter, render: Render, sink: S
     try:
         decoder.start()
         encoder.start()
+        def emit(frames: torch.Tensor, alpha: torch.Tensor, pts: list) -> bool:
+            nonlocal count
+            if not pts:
+                return True
+            pixels = render(frames, alpha).cpu().numpy()
+            if not _put(rendered, (pixels, pts), stop, encoder):
+                return False  # the encoder died; its error is raised below
+            count += len(pts)
+            bar.update(len(pts))
+            return True
+
         for chunk in _batches(decoded, stop, decoder, batch):
             frames = torch.from_numpy(np.stack([f.rgb for f in chunk]))  # [B,H,W,3] uint8
-            alpha = segmenter(frames)  # [B,1,H,W] f32 0..1 on the device
-            pixels = render(frames, alpha).cpu().numpy()
-            if not _put(rendered, (pixels, [f.pts for f in chunk]), stop, encoder):
-                break  # the encoder died; its error is raised below
-            count += len(chunk)
-            bar.update(len(chunk))
+            preds = segmenter.predict_lowres(frames)  # [B,1,S,S] f32 0..1 on the device
+            if not emit(*matte.push(frames, preds, [f.pts for f in chunk])):
+                break
+        else:
+            emit(*matte.flush())
         _put(rendered, _END, stop, encoder)
         encoder.join()
         if encoder.error is not None:

@@ -7,7 +7,7 @@ A preset fills the same dataclasses as the flags: defaults < preset < flags. Its
     background = "#00b140"      # replace only
     [format]                    # VideoFormat: extension, container, codec, pix_fmt, ...
     [format.codec_options]      # passed to the encoder (crf, profile, ...)
-    [output] / [model] / [device]  # fields of OutputConfig / ModelConfig / DeviceConfig
+    [output] / [model] / [device] / [matte]  # fields of OutputConfig / ModelConfig / DeviceConfig / MatteConfig
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from .config import DeviceConfig, ModelConfig, OutputConfig, VideoFormat, with_flags
+from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, VideoFormat, with_flags
 from .errors import ConfigError
 
 T = TypeVar("T")
-_SECTIONS = {"format", "output", "model", "device"}
+_SECTIONS = {"format", "output", "model", "device", "matte"}
 _TOP = {"description", "command", "background"}
 _PER_RUN = frozenset({"overwrite", "start", "end"})  # flags only: a preset must not overwrite or trim
 
@@ -45,6 +45,9 @@ class Preset:
 
     def device_config(self, **flags: Any) -> DeviceConfig:
         return with_flags(self._fill(DeviceConfig(), "device"), **flags)
+
+    def matte_config(self, **flags: Any) -> MatteConfig:
+        return with_flags(self._fill(MatteConfig(), "matte"), **flags)
 
     def output_config(self, **flags: Any) -> OutputConfig:
         base = replace(self._fill(OutputConfig(), "output"), format=self.format)
@@ -155,9 +158,9 @@ def _parse(name: str, path: str, data: dict[str, Any]) -> Preset:
         if table["extension"] and not table["extension"].startswith("."):
             raise ConfigError(f"{where}: [format] extension must start with a dot, like \".mp4\" (or be \"\" for PNGs)")
         fmt = VideoFormat(**table)
-    tables = {s: data[s] for s in ("output", "model", "device") if s in data}
+    tables = {s: data[s] for s in ("output", "model", "device", "matte") if s in data}
     preset = Preset(name, path, data.get("description", ""), data.get("command"), data.get("background"), fmt, tables)
-    preset.model_config(), preset.device_config(), preset.output_config()  # every value checked now
+    preset.model_config(), preset.device_config(), preset.output_config(), preset.matte_config()  # checked now
     return preset
 
 

@@ -9,7 +9,7 @@ import typer
 
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
-                      OverwriteOpt, PresetOpt, StartOpt, configs)
+                      OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
 def matte(
@@ -27,6 +27,8 @@ def matte(
     device: DeviceOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
+    smooth: SmoothOpt = None,
+    refine: RefineOpt = None,
     input_size: InputSizeOpt = None,
     normalize: NormalizationOpt = None,
     start: StartOpt = None,
@@ -40,7 +42,8 @@ def matte(
     """
     from ..api import matte as run_matte  # torch loads here, not for --help
 
-    _, model_cfg, device_cfg, output_cfg = configs(
+    _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
-    run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, reporter=TerminalReporter())
+        batch=batch, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
+    run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
+              reporter=TerminalReporter())

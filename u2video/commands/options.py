@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DeviceConfig, DeviceKind, ModelConfig, Normalization, OutputConfig, Precision
+from ..config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision
 from ..presets import Preset, load_preset
 
 ModelOpt = Annotated[Optional[str], typer.Option(
@@ -44,9 +44,20 @@ MaxHeightOpt = Annotated[Optional[int], typer.Option(
     "--max-height", min=16, show_default=False, help="Video: scale down to at most this many lines.")]
 
 
+SmoothOpt = Annotated[Optional[int], typer.Option(
+    "--smooth", min=0, max=15, show_default=False,
+    help="Video: temporal smoothing over this many frames each side (0: off): steadier where nothing moves, "
+    "no lag where something does.  [default: 6]")]
+RefineOpt = Annotated[Optional[bool], typer.Option(
+    "--refine/--no-refine", show_default=False,
+    help="Video, experimental: edges guided by the full-resolution frame instead of plain bilinear "
+    "upsampling.  [default: no-refine]")]
+
+
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
             normalize: Normalization | None, device: DeviceKind | None, fp16: bool | None, batch: int | None,
-            **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig]:
+            smooth: int | None, refine: bool | None,
+            **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
     """Defaults < preset < flags, for every config a command needs."""
     preset = load_preset(preset_name)
     preset.check_command(command)
@@ -54,4 +65,5 @@ def configs(command: str, preset_name: str | None, *, model: str | None, input_s
     return (preset,
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
             preset.device_config(kind=device, precision=precision, batch=batch),
-            preset.output_config(**output_flags))
+            preset.output_config(**output_flags),
+            preset.matte_config(smooth=smooth, refine=refine))

@@ -10,7 +10,7 @@ import typer
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, CrfOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
-                      NormalizationOpt, OverwriteOpt, PresetOpt, StartOpt, configs)
+                      NormalizationOpt, OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
 def replace(
@@ -31,6 +31,8 @@ def replace(
     device: DeviceOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
+    smooth: SmoothOpt = None,
+    refine: RefineOpt = None,
     input_size: InputSizeOpt = None,
     normalize: NormalizationOpt = None,
     start: StartOpt = None,
@@ -44,12 +46,12 @@ def replace(
     """
     from ..api import replace as run_replace  # torch loads here, not for --help
 
-    chosen, model_cfg, device_cfg, output_cfg = configs(
+    chosen, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
+        batch=batch, smooth=smooth, refine=refine, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
     background = background or chosen.background
     if background is None:
         raise ConfigError("replace needs --background: a colour (e.g. white, #00b140), an image or video file, "
                           "or blur")
     run_replace(inputs, output, background, model=model_cfg, device=device_cfg, options=output_cfg,
-                reporter=TerminalReporter())
+                matte_config=matte_cfg, reporter=TerminalReporter())
