@@ -103,20 +103,22 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
     decoder, encoder = _Stage(decode, "u2video-decode"), _Stage(encode, "u2video-encode")
     bar = reporter.bar("frames", source.info.frames or None, "frame")
     count = 0
+
+    def emit(frames: torch.Tensor, alpha: torch.Tensor, pts: list) -> bool:
+        """Render the frames the matte step finished and queue them; False if the encoder died."""
+        nonlocal count
+        if not pts:
+            return True  # the smoothing window is still filling
+        pixels = render(frames, alpha).cpu().numpy()
+        if not _put(rendered, (pixels, pts), stop, encoder):
+            return False  # its error is raised below
+        count += len(pts)
+        bar.update(len(pts))
+        return True
+
     try:
         decoder.start()
         encoder.start()
-        def emit(frames: torch.Tensor, alpha: torch.Tensor, pts: list) -> bool:
-            nonlocal count
-            if not pts:
-                return True
-            pixels = render(frames, alpha).cpu().numpy()
-            if not _put(rendered, (pixels, pts), stop, encoder):
-                return False  # the encoder died; its error is raised below
-            count += len(pts)
-            bar.update(len(pts))
-            return True
-
         for chunk in _batches(decoded, stop, decoder, batch):
             frames = torch.from_numpy(np.stack([f.rgb for f in chunk]))  # [B,H,W,3] uint8
             preds = segmenter.predict_lowres(frames)  # [B,1,S,S] f32 0..1 on the device
