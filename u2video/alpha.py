@@ -2,7 +2,8 @@
 
 Two pure steps, both on whatever device the tensors are on:
 
-- ``smooth``: temporal smoothing over a window of frames around the one being finished. Each
+- ``smooth`` then ``hold``: temporal smoothing over a window of frames around the one being
+  finished, then a recursive pass that lets still areas settle over many frames. Each
   neighbour's prediction is weighted, per pixel, by how little the (blurred, small) image changed
   between it and the centre frame: where nothing moved the matte is averaged over the window
   and holds steady; where something moved only the centre frame's own prediction counts, so the
@@ -11,7 +12,8 @@ Two pure steps, both on whatever device the tensors are on:
 - ``refine``: upsampling guided by the full-resolution frame (a fast guided filter, He & Sun
   2015), so edges follow the image's contours instead of a blurred 320-pixel grid.
 
-The caller keeps the window (see ``MatteWindow``); nothing here holds hidden state.
+The window and the hold state live in a ``MatteWindow`` that the frame loop owns; the functions
+themselves keep nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ class SmoothParams:
     # benchmarks/quality.py (0.03 with a 64-pixel guide smeared moving edges: MAD 10% worse on bike)
     tolerance: float = 0.015
     cut: float = 0.15  # mean image change (0..1) between neighbours that counts as a scene cut
+    # then, frame by frame, a still pixel keeps up to this share of the previous finished matte
+    # (0: none), falling to 1/e of it at an image change of hold_tolerance
+    hold: float = 0.9
+    hold_tolerance: float = 0.008
+
+
+@dataclass(frozen=True)
+class HoldState:
+    """What ``hold`` carries from one finished frame to the next."""
+
+    alpha: torch.Tensor  # [1,1,S,S] the previous finished prediction
+    guide: torch.Tensor  # [1,1,h,w] its small_guide
 
 
 def small_guide(frames: torch.Tensor) -> torch.Tensor:
@@ -69,6 +83,26 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
     weight = F.interpolate(weight, size=preds.shape[-2:], mode="bilinear", align_corners=False)
     weight[centre] = 1.0
     return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
+
+
+def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
+         params: SmoothParams) -> tuple[torch.Tensor, HoldState]:
+    """Motion-adaptive recursive smoothing, one finished frame at a time, in order.
+
+    alpha [1,1,S,S] (from ``smooth``), guide [1,1,h,w]; returns the held alpha and the state
+    for the next frame. Where the image did not change since the previous frame, part of that
+    frame's matte is kept, so still areas settle over many frames; where it changed, the new
+    matte is taken as it is, so there is no lag. A scene cut starts afresh.
+    """
+    if state is None or params.hold == 0 or params.radius == 0:
+        return alpha, HoldState(alpha, guide)
+    change = F.max_pool2d((guide - state.guide).abs(), 3, stride=1, padding=1)
+    if bool(change.mean() >= params.cut):
+        return alpha, HoldState(alpha, guide)
+    keep = params.hold * torch.exp(-(change / params.hold_tolerance) ** 2)
+    keep = F.interpolate(keep, size=alpha.shape[-2:], mode="bilinear", align_corners=False)
+    held = keep * state.alpha + (1 - keep) * alpha
+    return held, HoldState(held, guide)
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -107,8 +141,9 @@ class MatteWindow:
     """The sliding window of frames that ``smooth`` needs, kept by the frame loop.
 
     ``push`` one frame's (item, prediction, guide); it returns the items whose window is complete,
-    each with its smoothed prediction [1,1,S,S]. ``flush`` returns the rest at the end. With
-    ``lookahead`` False (live use) a frame is finished at once from past frames only.
+    each with its smoothed prediction [1,1,S,S] (``smooth``, then ``hold``, whose state it
+    keeps). ``flush`` returns the rest at the end. With ``lookahead`` False (live use) a frame
+    is finished at once from past frames only.
     """
 
     def __init__(self, params: SmoothParams, lookahead: bool = True):
@@ -118,6 +153,7 @@ class MatteWindow:
         self._preds: deque = deque()
         self._guides: deque = deque()
         self._next = 0  # index (within the deques) of the next frame to finish
+        self._held: HoldState | None = None
 
     def push(self, item: object, pred: torch.Tensor, guide: torch.Tensor) -> list[tuple[object, torch.Tensor]]:
         self._items.append(item)
@@ -137,7 +173,9 @@ class MatteWindow:
     def _finish(self) -> tuple[object, torch.Tensor]:
         centre = self._next
         preds, guides = torch.cat(list(self._preds)), torch.cat(list(self._guides))
-        out = (self._items[centre], smooth(preds, guides, centre, self.params))
+        alpha, self._held = hold(smooth(preds, guides, centre, self.params), guides[centre:centre + 1],
+                                 self._held, self.params)
+        out = (self._items[centre], alpha)
         self._next += 1
         while self._next > self.params.radius:  # drop what no later window reaches
             self._items.popleft()

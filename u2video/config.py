@@ -76,7 +76,7 @@ class MatteConfig:
     """How the network's prediction becomes the video's matte (see ``matte.py``)."""
 
     # Chosen with benchmarks/quality.py (README, "Steadier mattes"): smoothing over 6 frames each
-    # side lowers flicker and dtSSD without raising MAD; refinement does not help yet, so it is off.
+    # side lowers flicker and dtSSD on every clip there; refinement does not help yet, so it is off.
     smooth: int = 6  # temporal smoothing: frames each side of the one being finished (0: off)
     refine: bool = False  # guided upsampling to full resolution (False: plain bilinear)
 
