@@ -50,10 +50,15 @@ class HoldState:
     guide: torch.Tensor  # [1,1,h,w] its small_guide
 
 
+def _grey(frames: torch.Tensor) -> torch.Tensor:
+    """[B,3,H,W] RGB -> [B,1,H,W] luma (BT.601 weights)."""
+    return 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
+
+
 def small_guide(frames: torch.Tensor) -> torch.Tensor:
     """frames [B,3,H,W] f32 0..1 -> grey [B,1,h,w] with the long side GUIDE_SIZE, lightly blurred
     (so sensor noise and compression flicker do not count as motion)."""
-    grey = (0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3])
+    grey = _grey(frames)
     height, width = frames.shape[-2:]
     scale = min(1.0, GUIDE_SIZE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -117,7 +122,7 @@ def refine(pred: torch.Tensor, frames: torch.Tensor, radius: int = 2, eps: float
     applied to the full-resolution grey image. Returns alpha [B,1,H,W] f32 0..1.
     """
     height, width = frames.shape[-2:]
-    grey = 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
+    grey = _grey(frames)
     scale = min(1.0, 2 * pred.shape[-1] / max(height, width))
     low = (max(1, round(height * scale)), max(1, round(width * scale)))
     guide = F.interpolate(grey, size=low, mode="area")
@@ -200,6 +205,8 @@ class MatteStage:
         self.window = MatteWindow(SmoothParams(radius=config.smooth), lookahead)
 
     def push(self, frames: torch.Tensor, preds: torch.Tensor, keys: list) -> tuple[torch.Tensor, torch.Tensor, list]:
+        if self.config.smooth == 0:  # no window: the frames are finished as they come
+            return self._finish([((frames[i], keys[i]), preds[i:i + 1]) for i in range(frames.shape[0])])
         device_frames = frames.to(preds.device).permute(0, 3, 1, 2).float().div_(255)  # [B,3,H,W]
         guides = small_guide(device_frames)
         done = []

@@ -187,16 +187,12 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
         compositor = Compositor(backdrop)
         if video:
             return [process_video(inputs[0], output, "replace", compositor, model=model, device=device,
-                                  options=replace_options(options), matte_config=matte_config,
+                                  options=dataclasses.replace(options, mask_only=False),  # never a matte
+                                  matte_config=matte_config,
                                   reporter=reporter, note=note)]
         return _process_images(jobs, compositor, model, device, reporter, note)
     finally:
         backdrop.close()
-
-
-def replace_options(options: OutputConfig) -> OutputConfig:
-    """``replace`` writes composites, never a matte."""
-    return dataclasses.replace(options, mask_only=False)
 
 
 def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,

@@ -69,7 +69,6 @@ class VideoSink:
         self.target = target
         self.fmt = fmt
         self.frames = 0
-        self._source_size = (width, height)
         self._tmp = temp_beside(target)
         self._audio: AudioCarrier | None = None
         out_w, out_h = output_size(width, height, fmt, max_height)
