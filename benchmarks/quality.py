@@ -1,26 +1,37 @@
-"""Matte quality, per frame vs u2video's defaults: the numbers behind the README's table.
+"""Matte quality and cost, per frame vs u2video's smoothing and refinement: the README's tables.
 
-1. Ground-truth clips: each official U²-Net test image (../shared/reference) is the foreground,
-   with the official U²-Net output as its alpha, moving over a real background (a frame of
-   ../shared/media/one-by-one-person-detection.mp4) — slowly, then in fast jumps — composited,
-   then encoded as H.264 and decoded again like real footage. Scored with the video-matting
-   metrics used on VideoMatte240K (as in RobustVideoMatting's evaluation): MAD and MSE (×1e3),
-   Grad (Gaussian-derivative gradient error, σ=1.4, ÷1e3) and dtSSD (×1e2), at full resolution.
-2. Flicker index on the real static-camera webcam clips in ../shared/media: the mean
-   |α_t − α_{t−1}| (×1e3) over pixels whose blurred image changed by less than 2/255.
+1. Ground-truth clips, one per official U²-Net test image in ../shared/reference: the photo is the
+   foreground and the official U²-Net output, made solid (thresholded at 0.5 at four times the
+   display size, then area-averaged: a hard, anti-aliased edge, as a solid object has on camera;
+   the official outputs themselves are 320² predictions scaled up, softer than any camera edge),
+   is its alpha. It is composited over the first 50 frames of the empty room in
+   ../shared/media/one-by-one-person-detection.mp4 (real sensor noise), at 1280x720, with
+   Gaussian noise (σ 3 levels) on the whole frame, then encoded as H.264 (crf 18) and decoded
+   again, like real footage (frame-to-frame noise then matches the webcam clips'). The subject
+   holds still for 10 frames, sways slowly (out 3 px and back, under 1 px a frame) for 10, pans at 8 px a
+   frame for 10, jumps by 8% of the width every third frame for 10, and holds still for 10.
+   Scored with the video-matting metrics used on VideoMatte240K (as in RobustVideoMatting's
+   evaluation) at full resolution: MAD and MSE (×1e3), Grad (Gaussian-derivative gradient error,
+   σ 1.4, ÷1e3) and dtSSD (×1e2), plus dtSSD per motion segment and MAD on the jump frames.
+2. Flicker index on the real static-camera webcam clips in ../shared/media (640x480): the mean
+   |α_t − α_{t−1}| (×1e3) over pixels whose blurred image (σ 2) changed by less than 2/255.
+3. Cost: the matte step's time per frame for each variant (on the same predictions), and, with
+   --end-to-end, ``u2video.matte`` on each webcam clip to ProRes 4444 per frame and by default.
 
-Each variant reuses the same network predictions, so the table compares only the matte step:
-per frame (no smoothing, bilinear upsampling), the defaults (smoothing), refinement only
-(--smooth 0 --refine), and both (--refine).
+Each variant reuses the same network predictions, so the tables compare only the matte step:
+per frame (--smooth 0 --no-refine: bilinear upsampling), refine only (--smooth 0), smooth only
+(--no-refine) and the defaults (smoothing and refinement).
 
-    U2NET_HOME=../shared/models python benchmarks/quality.py [--input-size 320]
+    U2NET_HOME=../shared/models python benchmarks/quality.py [--images 10] [--end-to-end]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,15 +40,19 @@ import cv2
 import numpy as np
 import torch
 
+import u2video
 from u2video.alpha import MatteStage
-from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
+from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig
 from u2video.segmenter import Segmenter
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "reference" / "u2net_official"
+ROOM = SHARED / "media" / "one-by-one-person-detection.mp4"  # empty for its first ~55 frames
 WEBCAM = ["book.mkv", "help.mkv", "please.mkv", "walk.mkv"]
-VARIANTS = {"per-frame": MatteConfig(0, False), "defaults": MatteConfig(),
-            "refine": MatteConfig(0, True), "both": MatteConfig(refine=True)}
+VARIANTS = {"per-frame": MatteConfig(0, False), "refine": MatteConfig(0, True),
+            "smooth": MatteConfig(refine=False), "defaults": MatteConfig()}
+SEGMENT = 10  # frames per motion segment
+SEGMENTS = ["still", "slow", "pan", "jumps", "still"]
 
 
 def decode(path_or_bytes) -> np.ndarray:
@@ -46,69 +61,99 @@ def decode(path_or_bytes) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
-def ground_truth_clip(image: Path, frames: int = 40, size=(360, 640)) -> tuple[np.ndarray, np.ndarray]:
-    """(decoded H.264 frames [T,H,W,3] uint8, true alpha [T,H,W] f32 0..1) for one test image."""
-    fg = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
-    alpha = cv2.imread(str(REFERENCE / "u2net_results" / f"{image.stem}.png"), cv2.IMREAD_GRAYSCALE)
+def motion(width: int) -> tuple[list[float], list[str]]:
+    """The subject's horizontal offset (pixels, fractional) and a label for every frame."""
+    offsets, labels, x = [], [], 0.0
+    for segment, name in enumerate(SEGMENTS):
+        for i in range(SEGMENT):
+            label = name
+            if name == "slow":
+                x = 3.0 * np.sin(np.pi * (i + 1) / SEGMENT)  # out 3 px and back, under 1 px a frame
+            elif name == "pan":
+                x += 8.0
+            elif name == "jumps":
+                label = "jump" if i % 3 == 0 else "still"
+                x += 0.08 * width if label == "jump" else 0.0
+            offsets.append(x)
+            labels.append(label)
+    return offsets, labels
+
+
+def solid_alpha(stem: str, width: int, height: int) -> np.ndarray:
+    """The official U²-Net output for ``stem`` as a solid object at (width, height): f32 0..1."""
+    official = cv2.imread(str(REFERENCE / "u2net_results" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    large = cv2.resize(official.astype(np.float32) / 255, (4 * width, 4 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize((large >= 0.5).astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def ground_truth_clip(image: Path, size=(720, 1280), noise=3.0, seed=0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(decoded H.264 frames [T,H,W,3] uint8, true alpha [T,H,W] f32 0..1, motion labels)."""
+    rng = np.random.default_rng(seed)
     height, width = size
-    scale = 0.7 * min(height / fg.shape[0], width / fg.shape[1])
-    fw, fh = int(fg.shape[1] * scale), int(fg.shape[0] * scale)
-    fg = cv2.resize(fg, (fw, fh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    alpha = cv2.resize(alpha, (fw, fh), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    with av.open(str(SHARED / "media" / "one-by-one-person-detection.mp4")) as container:
-        bg = next(container.decode(video=0)).to_ndarray(format="rgb24")  # the empty room
-    bg = cv2.resize(bg, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+    photo = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
+    scale = 0.6 * min(height / photo.shape[0], width / photo.shape[1])
+    fw, fh = round(photo.shape[1] * scale), round(photo.shape[0] * scale)
+    fg = cv2.resize(photo, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC).astype(np.float32)
+    alpha = solid_alpha(image.stem, fw, fh)
+    offsets, labels = motion(width)
+    with av.open(str(ROOM)) as container:
+        rooms = [cv2.resize(f.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_LINEAR)
+                 for _, f in zip(offsets, container.decode(video=0))]
     buffer, truth = io.BytesIO(), []
     with av.open(buffer, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "20"}
-        x = 10.0
-        for t in range(frames):
-            x += 2 if t < frames // 2 else (40 if t % 4 == 0 else 0)  # slow, then fast jumps
-            x0, y0 = int(x) % max(1, width - fw), (height - fh) // 2
-            a = np.zeros((height, width), np.float32)
-            a[y0:y0 + fh, x0:x0 + fw] = alpha
-            f = np.zeros((height, width, 3), np.float32)
-            f[y0:y0 + fh, x0:x0 + fw] = fg
-            frame = f * a[..., None] + bg * (1 - a[..., None])
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="rgb24")))
+        stream.options = {"crf": "18"}
+        for x, room in zip(offsets, rooms):
+            shift = np.float32([[1, 0, min(0.1 * width + x, width - fw)], [0, 1, (height - fh) / 2]])
+            a = cv2.warpAffine(alpha, shift, (width, height), flags=cv2.INTER_LINEAR)
+            premultiplied = cv2.warpAffine(fg * alpha[..., None], shift, (width, height), flags=cv2.INTER_LINEAR)
+            frame = premultiplied + room * (1 - a[..., None]) + rng.normal(0, noise, (height, width, 3))
+            picture = av.VideoFrame.from_ndarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8), format="rgb24")
+            out.mux(stream.encode(picture))
             truth.append(a)
         out.mux(stream.encode(None))
     buffer.seek(0)
-    return decode(buffer), np.stack(truth)
+    return decode(buffer), np.stack(truth), labels
+
+
+def predict(segmenter: Segmenter, frames: np.ndarray) -> tuple[torch.Tensor, float]:
+    """The network's predictions [T,1,S,S] for all frames, and its seconds per frame (batches of 4)."""
+    start = time.perf_counter()
+    preds = torch.cat([segmenter.predict_lowres(torch.from_numpy(frames[i:i + 4])) for i in range(0, len(frames), 4)])
+    return preds, (time.perf_counter() - start) / len(frames)
 
 
 def mattes(frames: np.ndarray, config: MatteConfig, preds: torch.Tensor) -> tuple[np.ndarray, float]:
-    """The matte step over precomputed predictions: alpha [T,H,W] f32, and its seconds per frame."""
+    """The matte step over precomputed predictions, one frame at a time as the CLI's default batch:
+    alpha [T,H,W] f32, and its seconds per frame."""
     stage, out = MatteStage(config), []
     start = time.perf_counter()
-    for i in range(0, len(frames), 4):
-        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 4]), preds[i:i + 4], list(range(i, min(i + 4, len(frames)))))
+    for i in range(len(frames)):
+        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i:i + 1], [i])
         out += list(alpha[:, 0].numpy()) if keys else []  # the first frames wait for their window
     _, alpha, keys = stage.flush()
     out += list(alpha[:, 0].numpy()) if keys else []
     return np.stack(out), (time.perf_counter() - start) / len(frames)
 
 
-def predict(segmenter: Segmenter, frames: np.ndarray) -> tuple[torch.Tensor, float]:
-    start = time.perf_counter()
-    preds = torch.cat([segmenter.predict_lowres(torch.from_numpy(frames[i:i + 4])) for i in range(0, len(frames), 4)])
-    return preds, (time.perf_counter() - start) / len(frames)
-
-
 def gradient(a: np.ndarray) -> np.ndarray:
-    blurred = cv2.GaussianBlur(a, (0, 0), 1.4)
-    gy, gx = np.gradient(blurred)
+    gy, gx = np.gradient(cv2.GaussianBlur(a, (0, 0), 1.4))
     return np.sqrt(gx ** 2 + gy ** 2)
 
 
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    mad = np.abs(pred - truth).mean() * 1e3
-    mse = ((pred - truth) ** 2).mean() * 1e3
-    grad = np.mean([((gradient(p) - gradient(t)) ** 2).sum() / 1e3 for p, t in zip(pred, truth)])
-    dt = np.sqrt((((pred[1:] - pred[:-1]) - (truth[1:] - truth[:-1])) ** 2).mean(axis=(1, 2))).mean() * 1e2
-    return {"MAD": mad, "MSE": mse, "Grad": grad, "dtSSD": dt}
+def scores(pred: np.ndarray, truth: np.ndarray, labels: list[str], truth_grad: list[np.ndarray]) -> dict[str, float]:
+    """pred, truth [T,H,W] f32 0..1 -> MAD, MSE, Grad, dtSSD, dtSSD per segment, MAD on jump frames."""
+    per_frame_mad = np.abs(pred - truth).mean(axis=(1, 2)) * 1e3
+    dt = np.sqrt((((pred[1:] - pred[:-1]) - (truth[1:] - truth[:-1])) ** 2).mean(axis=(1, 2))) * 1e2
+    kind = np.array(labels[1:])  # dtSSD of frame t is labelled by frame t's motion
+    out = {"MAD": per_frame_mad.mean(), "MSE": ((pred - truth) ** 2).mean() * 1e3,
+           "Grad": np.mean([((gradient(p) - g) ** 2).sum() / 1e3 for p, g in zip(pred, truth_grad)]),
+           "dtSSD": dt.mean()}
+    for name in ("still", "slow", "pan", "jump"):
+        out[f"dtSSD {name}"] = dt[kind == name].mean()
+    out["MAD jump"] = per_frame_mad[np.array(labels) == "jump"].mean()
+    return {k: float(v) for k, v in out.items()}
 
 
 def flicker_index(alpha: np.ndarray, frames: np.ndarray) -> float:
@@ -117,42 +162,91 @@ def flicker_index(alpha: np.ndarray, frames: np.ndarray) -> float:
     return float(np.abs(alpha[1:] - alpha[:-1])[still].mean() * 1e3)
 
 
+def end_to_end(clip: Path, config: MatteConfig, input_size: int) -> float:
+    """Seconds per frame of ``u2video.matte`` on ``clip`` to ProRes 4444 (decode, network, matte, encode)."""
+    frames = sum(1 for _ in av.open(str(clip)).decode(video=0))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        u2video.matte(clip, Path(tmp) / "out.mov", model=ModelConfig("u2netp", input_size),
+                      device=DeviceConfig(DeviceKind.CPU), options=OutputConfig(), matte_config=config)
+        return (time.perf_counter() - start) / frames
+
+
+def change(new: float, old: float) -> str:
+    return f"{new:.2f} ({(new / old - 1) * 100:+.0f}%)" if old else f"{new:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input-size", type=int, default=320)
-    parser.add_argument("--images", type=int, default=4, help="how many reference images become clips")
+    parser.add_argument("--images", type=int, default=10, help="how many reference images become clips")
+    parser.add_argument("--end-to-end", action="store_true", help="also time u2video.matte on the webcam clips")
+    parser.add_argument("--json", type=Path, help="write every figure to this file")
     opts = parser.parse_args()
     if not (SHARED / "media").is_dir() or not REFERENCE.is_dir():
         sys.exit("needs ../shared/media and ../shared/reference beside the project")
     segmenter = Segmenter.from_config(ModelConfig("u2netp", opts.input_size, Normalization.FIXED),
                                       DeviceConfig(DeviceKind.CPU))
-    print(f"{segmenter.describe()}; variants: " + ", ".join(f"{k} (smooth {v.smooth}, refine {v.refine})"
-                                                          for k, v in VARIANTS.items()))
-    print("\nground-truth clips (40 frames, 640x360, H.264): MAD MSE Grad dtSSD, lower is better")
-    costs: dict[str, list[float]] = {k: [] for k in VARIANTS}
+    print(f"{segmenter.describe()}, torch threads {torch.get_num_threads()}; variants: "
+          + ", ".join(f"{k} (smooth {v.smooth}, refine {v.refine})" for k, v in VARIANTS.items()))
+    results: dict = {"ground_truth": {}, "flicker": {}, "cost_ms": {}, "end_to_end_ms": {}}
+    costs: dict[str, dict[str, list[float]]] = {"720p": {k: [] for k in VARIANTS}, "480p": {k: [] for k in VARIANTS}}
     network: list[float] = []
+
+    print(f"\nground-truth clips ({len(SEGMENTS) * SEGMENT} frames, 1280x720, H.264); lower is better; "
+          "in brackets: change from per frame")
     for image in sorted((REFERENCE / "images").iterdir())[:opts.images]:
-        frames, truth = ground_truth_clip(image)
-        preds, net_time = predict(segmenter, frames)
-        network.append(net_time)
+        frames, truth, labels = ground_truth_clip(image)
+        truth_grad = [gradient(t) for t in truth]
+        preds, seconds = predict(segmenter, frames)
+        network.append(seconds)
+        clip = results["ground_truth"][image.stem] = {}
         for name, config in VARIANTS.items():
             alpha, cost = mattes(frames, config, preds)
-            costs[name].append(cost)
-            s = scores(alpha, truth)
-            print(f"  {image.stem:<10} {name:<10} " + " ".join(f"{k} {v:7.2f}" for k, v in s.items()), flush=True)
+            costs["720p"][name].append(cost)
+            clip[name] = scores(alpha, truth, labels, truth_grad)
+            base = clip["per-frame"]
+            print(f"  {image.stem:<10} {name:<10} " + "  ".join(f"{k} {change(v, base[k]) if name != 'per-frame' else f'{v:.2f}'}"
+                                                             for k, v in clip[name].items()), flush=True)
+
     print("\nflicker index on ../shared/media webcam clips (x1e3, lower is steadier)")
-    for clip in WEBCAM:
-        frames = decode(str(SHARED / "media" / clip))
-        preds, net_time = predict(segmenter, frames)
-        network.append(net_time)
-        line = []
-        for name, config in VARIANTS.items():
+    for name in WEBCAM:
+        frames = decode(str(SHARED / "media" / name))
+        preds, seconds = predict(segmenter, frames)
+        network.append(seconds)
+        clip = results["flicker"][name] = {}
+        for variant, config in VARIANTS.items():
             alpha, cost = mattes(frames, config, preds)
-            costs[name].append(cost)
-            line.append(f"{name} {flicker_index(alpha, frames):6.2f}")
-        print(f"  {clip:<11} " + "  ".join(line), flush=True)
-    print(f"\ntime per frame on this machine: network {np.mean(network) * 1e3:.0f} ms; matte step: "
-          + ", ".join(f"{k} {np.mean(v) * 1e3:.1f} ms" for k, v in costs.items()))
+            costs["480p"][variant].append(cost)
+            clip[variant] = flicker_index(alpha, frames)
+        print(f"  {name:<11} " + "  ".join(f"{k} {change(v, clip['per-frame'])}" for k, v in clip.items()), flush=True)
+
+    print("\nsummary over the ground-truth clips (mean of the per-clip changes from per frame; worst clip)")
+    for variant in list(VARIANTS)[1:]:
+        parts = []
+        for metric in ("MAD", "MAD jump", "Grad", "dtSSD", "dtSSD still", "dtSSD slow", "dtSSD pan", "dtSSD jump"):
+            rel = [c[variant][metric] / c["per-frame"][metric] - 1 for c in results["ground_truth"].values()]
+            parts.append(f"{metric} {np.mean(rel) * 100:+.0f}% ({max(rel) * 100:+.0f}%)")
+        flick = [c[variant] / c["per-frame"] - 1 for c in results["flicker"].values()]
+        print(f"  {variant:<9} " + ", ".join(parts) + f"; flicker {np.mean(flick) * 100:+.0f}% (worst {max(flick) * 100:+.0f}%)")
+    grad_vs = [c["defaults"]["Grad"] / c["smooth"]["Grad"] - 1 for c in results["ground_truth"].values()]
+    print(f"  refinement on top of smoothing (defaults vs --no-refine): Grad {np.mean(grad_vs) * 100:+.0f}% "
+          f"(worst {max(grad_vs) * 100:+.0f}%)")
+
+    results["network_ms"] = float(np.mean(network) * 1e3)
+    results["cost_ms"] = {size: {k: float(np.mean(v) * 1e3) for k, v in c.items()} for size, c in costs.items()}
+    print(f"\ntime per frame on this machine: network {results['network_ms']:.0f} ms (batches of 4); matte step "
+          + "; ".join(f"{size}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in c.items())
+                      for size, c in results["cost_ms"].items()))
+    if opts.end_to_end:
+        for name in WEBCAM:
+            clip = SHARED / "media" / name
+            times = {k: end_to_end(clip, VARIANTS[k], opts.input_size) * 1e3 for k in ("per-frame", "defaults")}
+            results["end_to_end_ms"][name] = times
+            print(f"  u2video matte {name} -> .mov: per frame {times['per-frame']:.0f} ms/frame, defaults "
+                  f"{change(times['defaults'], times['per-frame'])} ms/frame", flush=True)
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,27 @@
-"""From the network's low-resolution prediction to a steady, full-resolution alpha matte.
+"""From the network's low-resolution predictions to a steady, sharp, full-resolution alpha matte.
 
-Two pure steps, both on whatever device the tensors are on:
+Three pure steps, on whatever device the tensors are on (nothing here asks where):
 
-- ``smooth`` then ``hold``: temporal smoothing over a window of frames around the one being
-  finished, then a recursive pass that lets still areas settle over many frames. Each
-  neighbour's prediction is weighted, per pixel, by how little the (blurred, small) image changed
-  between it and the centre frame: where nothing moved the matte is averaged over the window
-  and holds steady; where something moved only the centre frame's own prediction counts, so the
-  matte follows at once. With frames on both sides (files) this adds no lag; live use passes past
-  frames only. A scene cut stops the window at the cut.
-- ``refine``: upsampling guided by the full-resolution frame (a fast guided filter, He & Sun
-  2015), so edges follow the image's contours instead of a blurred 320-pixel grid.
+1. ``smooth``: each frame's prediction is averaged with those of the frames around it (in files,
+   frames on both sides, so nothing lags; live, past frames only). A neighbour counts, pixel by
+   pixel, only where the image did not change between it and the frame being finished, and only
+   where its prediction does not disagree strongly with that frame's own: where the subject
+   moved, the frame's own prediction is taken as it is. A scene cut ends the window.
+2. ``refine``: the smoothed prediction is upsampled to the frame guided by the full-resolution
+   image (a colour fast guided filter, He & Sun 2015), within the band where the prediction is
+   uncertain, so edges follow the image's contours instead of a blurred 320-pixel grid.
+3. ``hold``: frame by frame at full resolution, a pixel whose (blurred) image did not change
+   keeps almost all of its previous finished matte, unless the new matte differs a lot there. It
+   steadies what the window and refinement leave: the refined edge follows sensor noise.
 
-The window and the hold state live in a ``MatteWindow`` that the frame loop owns; the functions
-themselves keep nothing.
+The window lives in a ``MatteWindow`` and the hold's state in a ``HoldState``, both owned by the
+frame loop's ``MatteStage``; the functions themselves keep nothing. ``benchmarks/quality.py``
+measures each step and chose the constants below (README, "Steadier mattes").
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -26,28 +30,42 @@ import torch.nn.functional as F
 
 from .config import MatteConfig
 
-GUIDE_SIZE = 160  # the long side of the small grey image used to measure change between frames
+GUIDE_SIZE = 320  # the long side of the small grey image that measures change between frames
 
 
 @dataclass(frozen=True)
 class SmoothParams:
-    radius: int = 6  # frames each side of the centre (0: off)
-    # image change (0..1) at which a neighbour's weight falls to 1/e; tuned with
-    # benchmarks/quality.py (0.03 with a 64-pixel guide smeared moving edges: MAD 10% worse on bike)
-    tolerance: float = 0.015
+    radius: int = 6  # frames each side of the centre (0: smoothing and hold off)
+    # image change (0..1, small blurred grey) at which a neighbour's weight falls to 1/e
+    tolerance: float = 0.03
+    # difference between a neighbour's prediction and the centre's at which its weight falls to
+    # 1/e: a subject that arrives where the image barely changed (similar colours) is not
+    # averaged away, it shows up in its first frame
+    disagreement: float = 0.3
     cut: float = 0.15  # mean image change (0..1) between neighbours that counts as a scene cut
-    # then, frame by frame, a still pixel keeps up to this share of the previous finished matte
-    # (0: none), falling to 1/e of it at an image change of hold_tolerance
-    hold: float = 0.9
-    hold_tolerance: float = 0.008
+    # hold: a still pixel keeps up to this share of its previous finished matte...
+    hold: float = 0.995
+    # ...falling to 1/e of it where its blurred image changed by this much (0..1)...
+    hold_tolerance: float = 0.015
+    # ...or where the new matte differs from the previous one by this much
+    hold_disagreement: float = 0.5
+    hold_sigma: float = 2.0  # blur (pixels at full resolution) before comparing images
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    fit_scale: float = 0.75  # the filter is fitted at this multiple of the network's input size
+    radius: int = 3  # box radius at the fitting size
+    eps: float = 1e-4  # regularisation: lower follows weaker image edges
+    band: float = 8.0  # refined where 8·p·(1-p) > 0, i.e. where the prediction is not sure
 
 
 @dataclass(frozen=True)
 class HoldState:
     """What ``hold`` carries from one finished frame to the next."""
 
-    alpha: torch.Tensor  # [1,1,S,S] the previous finished prediction
-    guide: torch.Tensor  # [1,1,h,w] its small_guide
+    alpha: torch.Tensor  # [1,1,H,W] the previous finished matte
+    guide: torch.Tensor  # [1,1,H,W] its ``still_guide``
 
 
 def _grey(frames: torch.Tensor) -> torch.Tensor:
@@ -55,15 +73,65 @@ def _grey(frames: torch.Tensor) -> torch.Tensor:
     return 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
 
 
+def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)x(2r+1) window clipped at the borders, [B,C,H,W]: running sums, so the
+    cost does not grow with the radius (and on CPU it is ~3x faster than avg_pool2d)."""
+    for dim in (3, 2):
+        n = x.shape[dim]
+        sums = F.pad(torch.cumsum(x, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))  # a leading 0
+        index = torch.arange(n, device=x.device)
+        hi, lo = (index + radius + 1).clamp_(max=n), (index - radius).clamp_(min=0)
+        count = (hi - lo).to(x.dtype).view((1, 1, 1, n) if dim == 3 else (1, 1, n, 1))
+        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / count
+    return x
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _separable(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
+    """Filter [B,C,H,W] with the same symmetric 1-D kernel along both axes, edges replicated.
+    Shifted sums rather than conv2d: several times faster on CPU for these small kernels."""
+    radius = len(taps) // 2
+    height, width = x.shape[-2:]
+    padded = F.pad(x, (radius, radius, 0, 0), mode="replicate")
+    x = sum(w * padded[..., i:i + width] for i, w in enumerate(taps))
+    padded = F.pad(x, (0, 0, radius, radius), mode="replicate")
+    return sum(w * padded[..., i:i + height, :] for i, w in enumerate(taps))
+
+
+def _max3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 maximum of [B,C,H,W], edges replicated (shifted maxima: cheaper than max_pool2d on CPU)."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])
+    return torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of [B,C,H,W] (kernel out to 3 sigma), edges replicated."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+    return _separable(x, [t / sum(taps) for t in taps])
+
+
+def to_float(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """frames [B,H,W,3] uint8 (host) -> [B,3,H,W] f32 0..1 on ``device``."""
+    return frames.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+
+
 def small_guide(frames: torch.Tensor) -> torch.Tensor:
-    """frames [B,3,H,W] f32 0..1 -> grey [B,1,h,w] with the long side GUIDE_SIZE, lightly blurred
-    (so sensor noise and compression flicker do not count as motion)."""
-    grey = _grey(frames)
+    """frames [B,3,H,W] f32 0..1 -> grey [B,1,h,w] with the long side GUIDE_SIZE (never larger than
+    the frame), lightly blurred so that sensor noise does not count as change."""
     height, width = frames.shape[-2:]
     scale = min(1.0, GUIDE_SIZE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    small = F.interpolate(grey, size=size, mode="area")
-    return F.avg_pool2d(small, 3, stride=1, padding=1, count_include_pad=False)
+    return _separable(F.interpolate(_grey(frames), size=size, mode="area"), [1 / 3] * 3)
+
+
+def still_guide(frames: torch.Tensor, params: SmoothParams = SmoothParams()) -> torch.Tensor:
+    """frames [B,3,H,W] f32 0..1 -> blurred grey [B,1,H,W] at full resolution, what ``hold`` compares."""
+    return _gaussian_blur(_grey(frames), params.hold_sigma)
 
 
 def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: SmoothParams) -> torch.Tensor:
@@ -75,80 +143,108 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
     """
     if params.radius == 0 or preds.shape[0] == 1:
         return preds[centre:centre + 1]
-    change = (guides - guides[centre:centre + 1]).abs()  # [T,1,h,w]
-    change = F.max_pool2d(change, 3, stride=1, padding=1)  # a moving edge also stops its neighbours
+    change = _separable((guides - guides[centre:centre + 1]).abs(), [1 / 3] * 3)  # [T,1,h,w]
     # a cut between two neighbours ends the window on that side (frames across it don't count)
-    steps = (guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3))  # [T-1]
-    usable = torch.ones(preds.shape[0], dtype=torch.bool, device=preds.device)
+    steps = (guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3)).tolist()  # [T-1]
+    usable = [True] * preds.shape[0]
     for i in range(centre - 1, -1, -1):
-        usable[i] = usable[i + 1] and bool(steps[i] < params.cut)
+        usable[i] = usable[i + 1] and steps[i] < params.cut
     for i in range(centre + 1, preds.shape[0]):
-        usable[i] = usable[i - 1] and bool(steps[i - 1] < params.cut)
-    weight = torch.exp(-(change / params.tolerance) ** 2) * usable.view(-1, 1, 1, 1)  # [T,1,h,w]
-    weight = F.interpolate(weight, size=preds.shape[-2:], mode="bilinear", align_corners=False)
+        usable[i] = usable[i - 1] and steps[i - 1] < params.cut
+    keep = torch.tensor(usable, device=preds.device, dtype=preds.dtype).view(-1, 1, 1, 1)
+    exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
+    exponent += ((preds - preds[centre:centre + 1]) / params.disagreement) ** 2
+    weight = torch.exp(-exponent) * keep
     weight[centre] = 1.0
     return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
 
 
 def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
          params: SmoothParams) -> tuple[torch.Tensor, HoldState]:
-    """Motion-adaptive recursive smoothing, one finished frame at a time, in order.
+    """Motion-adaptive recursive smoothing at full resolution, one finished frame at a time, in order.
 
-    alpha [1,1,S,S] (from ``smooth``), guide [1,1,h,w]; returns the held alpha and the state
-    for the next frame. Where the image did not change since the previous frame, part of that
-    frame's matte is kept, so still areas settle over many frames; where it changed, the new
-    matte is taken as it is, so there is no lag. A scene cut starts afresh.
+    alpha [1,1,H,W] f32 0..1 (refined or upsampled), guide [1,1,H,W] from ``still_guide``; returns
+    the held alpha and the state for the next frame. Where the image did not change since the
+    previous frame, the previous matte is kept almost entirely, so still areas stop flickering;
+    where the image changed, or the new matte disagrees strongly, the new matte is taken, so there
+    is no lag and no ghost. A scene cut starts afresh.
     """
-    if state is None or params.hold == 0 or params.radius == 0:
+    if state is None or params.hold == 0 or params.radius == 0 or state.alpha.shape != alpha.shape:
         return alpha, HoldState(alpha, guide)
-    change = F.max_pool2d((guide - state.guide).abs(), 3, stride=1, padding=1)
-    if bool(change.mean() >= params.cut):
+    change = (guide - state.guide).abs()
+    if float(change.mean()) >= params.cut:
         return alpha, HoldState(alpha, guide)
-    keep = params.hold * torch.exp(-(change / params.hold_tolerance) ** 2)
-    keep = F.interpolate(keep, size=alpha.shape[-2:], mode="bilinear", align_corners=False)
-    held = keep * state.alpha + (1 - keep) * alpha
+    keep = params.hold * torch.exp(-(change / params.hold_tolerance) ** 2
+                                   - ((alpha - state.alpha) / params.hold_disagreement) ** 2)
+    held = alpha + keep * (state.alpha - alpha)
     return held, HoldState(held, guide)
 
 
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+def _colour_guided_filter(pred: torch.Tensor, guide: torch.Tensor, radius: int, eps: float
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coefficients of the guided filter with a colour guide, at the guide's size.
+
+    pred [B,1,h,w], guide [B,3,h,w] -> (A [B,3,h,w], b [B,1,h,w]) such that A·I + b follows pred
+    and the edges of I. The 3x3 covariance is inverted in closed form (it is symmetric).
+    """
+    r, g, b = guide[:, 0:1], guide[:, 1:2], guide[:, 2:3]
+    means = _box(torch.cat((guide, pred, guide * pred, r * r, r * g, r * b, g * g, g * b, b * b), dim=1), radius)
+    mean_i, mean_p = means[:, 0:3], means[:, 3:4]
+    cov_ip = means[:, 4:7] - mean_i * mean_p  # [B,3,h,w]
+    mr, mg, mb = mean_i[:, 0:1], mean_i[:, 1:2], mean_i[:, 2:3]
+    rr = means[:, 7:8] - mr * mr + eps
+    rg = means[:, 8:9] - mr * mg
+    rb = means[:, 9:10] - mr * mb
+    gg = means[:, 10:11] - mg * mg + eps
+    gb = means[:, 11:12] - mg * mb
+    bb = means[:, 12:13] - mb * mb + eps
+    inv_rr, inv_rg, inv_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
+    inv_gg, inv_gb, inv_bb = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
+    det = rr * inv_rr + rg * inv_rg + rb * inv_rb
+    cr, cg, cb = cov_ip[:, 0:1], cov_ip[:, 1:2], cov_ip[:, 2:3]
+    a = torch.cat((inv_rr * cr + inv_rg * cg + inv_rb * cb,
+                   inv_rg * cr + inv_gg * cg + inv_gb * cb,
+                   inv_rb * cr + inv_gb * cg + inv_bb * cb), dim=1) / det
+    return a, mean_p - (a * mean_i).sum(1, keepdim=True)
 
 
-def refine(pred: torch.Tensor, frames: torch.Tensor, radius: int = 2, eps: float = 1e-3) -> torch.Tensor:
-    """Fast guided upsampling of the prediction to the frames' resolution.
+def refine(pred: torch.Tensor, frames: torch.Tensor, params: RefineParams = RefineParams()) -> torch.Tensor:
+    """Guided upsampling of the prediction to the frames' resolution.
 
     pred: [B,1,S,S] f32 0..1; frames: [B,3,H,W] f32 0..1 (the guide). The filter is fitted at a
-    reduced size whose long side is twice the network's, then its coefficients are upsampled and
-    applied to the full-resolution grey image. Returns alpha [B,1,H,W] f32 0..1.
+    size whose long side is ``fit_scale`` times the network's (about where the prediction still
+    holds information), its coefficients are upsampled and applied to the full-resolution frame.
+    Away from the prediction's
+    uncertain band the plain upsampled prediction is kept, so textures inside the subject or the
+    background cannot leak into the matte. Returns alpha [B,1,H,W] f32 0..1.
     """
     height, width = frames.shape[-2:]
-    grey = _grey(frames)
-    scale = min(1.0, 2 * pred.shape[-1] / max(height, width))
+    scale = min(1.0, params.fit_scale * pred.shape[-1] / max(height, width))
     low = (max(1, round(height * scale)), max(1, round(width * scale)))
-    guide = F.interpolate(grey, size=low, mode="area")
-    p = F.interpolate(pred, size=low, mode="bilinear", align_corners=False)
-    mean_i, mean_p = _box(guide, radius), _box(p, radius)
-    cov = _box(guide * p, radius) - mean_i * mean_p
-    var = _box(guide * guide, radius) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
-    a = F.interpolate(_box(a, radius), size=(height, width), mode="bilinear", align_corners=False)
-    b = F.interpolate(_box(b, radius), size=(height, width), mode="bilinear", align_corners=False)
-    return (a * grey + b).clamp_(0.0, 1.0)
+    a, b = _colour_guided_filter(_resize(pred, low), F.interpolate(frames, size=low, mode="area"),
+                                 params.radius, params.eps)
+    coefficients = _resize(_box(torch.cat((a, b), dim=1), params.radius), (height, width))  # [B,4,H,W]
+    refined = (coefficients[:, :3] * frames).sum(1, keepdim=True) + coefficients[:, 3:]
+    # a light blur, so sensor noise in the frame does not become matte noise (the same as blurring
+    # the frame, as the coefficients vary slowly, at a third of the cost)
+    refined = _separable(refined, [0.25, 0.5, 0.25]).clamp_(0.0, 1.0)
+    band = _max3(params.band * pred * (1 - pred)).clamp_(0.0, 1.0)
+    band = _resize(band, (height, width))
+    plain = _resize(pred, (height, width))
+    return plain + band * (refined - plain)
 
 
 def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Plain bilinear upsampling, the per-frame baseline: [B,1,S,S] -> [B,1,H,W]."""
-    return F.interpolate(pred, size=(height, width), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+    return _resize(pred, (height, width)).clamp_(0, 1)
 
 
 class MatteWindow:
     """The sliding window of frames that ``smooth`` needs, kept by the frame loop.
 
     ``push`` one frame's (item, prediction, guide); it returns the items whose window is complete,
-    each with its smoothed prediction [1,1,S,S] (``smooth``, then ``hold``, whose state it
-    keeps). ``flush`` returns the rest at the end. With ``lookahead`` False (live use) a frame
-    is finished at once from past frames only.
+    each with its smoothed prediction [1,1,S,S]. ``flush`` returns the rest at the end. With
+    ``lookahead`` False (live use) a frame is finished at once from past frames only.
     """
 
     def __init__(self, params: SmoothParams, lookahead: bool = True):
@@ -158,7 +254,6 @@ class MatteWindow:
         self._preds: deque = deque()
         self._guides: deque = deque()
         self._next = 0  # index (within the deques) of the next frame to finish
-        self._held: HoldState | None = None
 
     def push(self, item: object, pred: torch.Tensor, guide: torch.Tensor) -> list[tuple[object, torch.Tensor]]:
         self._items.append(item)
@@ -177,9 +272,7 @@ class MatteWindow:
 
     def _finish(self) -> tuple[object, torch.Tensor]:
         centre = self._next
-        preds, guides = torch.cat(list(self._preds)), torch.cat(list(self._guides))
-        alpha, self._held = hold(smooth(preds, guides, centre, self.params), guides[centre:centre + 1],
-                                 self._held, self.params)
+        alpha = smooth(torch.cat(list(self._preds)), torch.cat(list(self._guides)), centre, self.params)
         out = (self._items[centre], alpha)
         self._next += 1
         while self._next > self.params.radius:  # drop what no later window reaches
@@ -202,13 +295,14 @@ class MatteStage:
 
     def __init__(self, config: MatteConfig, lookahead: bool = True):
         self.config = config
-        self.window = MatteWindow(SmoothParams(radius=config.smooth), lookahead)
+        self.params = SmoothParams(radius=config.smooth)
+        self.window = MatteWindow(self.params, lookahead)
+        self._held: HoldState | None = None
 
     def push(self, frames: torch.Tensor, preds: torch.Tensor, keys: list) -> tuple[torch.Tensor, torch.Tensor, list]:
         if self.config.smooth == 0:  # no window: the frames are finished as they come
             return self._finish([((frames[i], keys[i]), preds[i:i + 1]) for i in range(frames.shape[0])])
-        device_frames = frames.to(preds.device).permute(0, 3, 1, 2).float().div_(255)  # [B,3,H,W]
-        guides = small_guide(device_frames)
+        guides = small_guide(to_float(frames, preds.device))
         done = []
         for i in range(frames.shape[0]):
             done += self.window.push((frames[i], keys[i]), preds[i:i + 1], guides[i:i + 1])
@@ -223,9 +317,13 @@ class MatteStage:
         frames = torch.stack([item[0] for item, _ in done])  # [K,H,W,3] uint8 host
         preds = torch.cat([pred for _, pred in done])  # [K,1,S,S]
         height, width = frames.shape[1:3]
-        if self.config.refine:
-            guide = frames.to(preds.device).permute(0, 3, 1, 2).float().div_(255)
-            alpha = refine(preds, guide)
-        else:
-            alpha = upsample(preds, height, width)
+        image = to_float(frames, preds.device) if self.config.refine or self.config.smooth else None
+        alpha = refine(preds, image) if self.config.refine else upsample(preds, height, width)
+        if self.config.smooth:
+            guides = still_guide(image, self.params)
+            held = []
+            for i in range(alpha.shape[0]):
+                one, self._held = hold(alpha[i:i + 1], guides[i:i + 1], self._held, self.params)
+                held.append(one)
+            alpha = torch.cat(held)
         return frames, alpha, [item[1] for item, _ in done]

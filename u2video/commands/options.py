@@ -46,12 +46,12 @@ MaxHeightOpt = Annotated[Optional[int], typer.Option(
 
 SmoothOpt = Annotated[Optional[int], typer.Option(
     "--smooth", min=0, max=15, show_default=False,
-    help="Video: temporal smoothing over this many frames each side (0: off): steadier where nothing moves, "
-    "no lag where something does.  [default: 6]")]
+    help="Video: temporal smoothing over this many frames each side, then a hold that keeps still areas "
+    "steady (0: off, per-frame mattes): steadier where nothing moves, no lag where something does.  [default: 6]")]
 RefineOpt = Annotated[Optional[bool], typer.Option(
     "--refine/--no-refine", show_default=False,
-    help="Video, experimental: edges guided by the full-resolution frame instead of plain bilinear "
-    "upsampling.  [default: no-refine]")]
+    help="Video: edges guided by the full-resolution frame (--no-refine: plain bilinear upsampling of the "
+    "network's prediction).  [default: refine]")]
 
 
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
