@@ -4,7 +4,8 @@
    foreground and the official U²-Net output, made solid (thresholded at 0.5 at four times the
    display size, then area-averaged: a hard, anti-aliased edge, as a solid object has on camera;
    the official outputs themselves are 320² predictions scaled up, softer than any camera edge),
-   is its alpha. It is composited over the first 50 frames of the empty room in
+   is its alpha. Scaled to 60% of the frame's height (half its width for wide photos), it is
+   composited over the first 50 frames of the empty room in
    ../shared/media/one-by-one-person-detection.mp4 (real sensor noise), at 1280x720, with
    Gaussian noise (σ 3 levels) on the whole frame, then encoded as H.264 (crf 18) and decoded
    again, like real footage (frame-to-frame noise then matches the webcam clips'). The subject
@@ -86,12 +87,15 @@ def solid_alpha(stem: str, width: int, height: int) -> np.ndarray:
     return cv2.resize((large >= 0.5).astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
 
 
-def ground_truth_clip(image: Path, size=(720, 1280), noise=3.0, seed=0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(decoded H.264 frames [T,H,W,3] uint8, true alpha [T,H,W] f32 0..1, motion labels)."""
+def ground_truth_clip(image: Path, size=(720, 1280), noise=3.0, seed=0
+                      ) -> tuple[np.ndarray, np.ndarray, list[str], list[float]]:
+    """(decoded H.264 frames [T,H,W,3] uint8, true alpha [T,H,W] f32 0..1, motion labels, the
+    subject's horizontal position in pixels per frame)."""
     rng = np.random.default_rng(seed)
     height, width = size
     photo = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
-    scale = 0.6 * min(height / photo.shape[0], width / photo.shape[1])
+    # 60% of the frame's height, or half its width for wide photos: room for all the moves
+    scale = min(0.6 * height / photo.shape[0], 0.5 * width / photo.shape[1])
     fw, fh = round(photo.shape[1] * scale), round(photo.shape[0] * scale)
     fg = cv2.resize(photo, (fw, fh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC).astype(np.float32)
     alpha = solid_alpha(image.stem, fw, fh)
@@ -99,13 +103,14 @@ def ground_truth_clip(image: Path, size=(720, 1280), noise=3.0, seed=0) -> tuple
     with av.open(str(ROOM)) as container:
         rooms = [cv2.resize(f.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_LINEAR)
                  for _, f in zip(offsets, container.decode(video=0))]
-    buffer, truth = io.BytesIO(), []
+    buffer, truth, positions = io.BytesIO(), [], []
     with av.open(buffer, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18"}
         for x, room in zip(offsets, rooms):
-            shift = np.float32([[1, 0, min(0.1 * width + x, width - fw)], [0, 1, (height - fh) / 2]])
+            positions.append(0.1 * width + x)  # at most 0.42 of the width + 83 px: the subject stays inside
+            shift = np.float32([[1, 0, positions[-1]], [0, 1, (height - fh) / 2]])
             a = cv2.warpAffine(alpha, shift, (width, height), flags=cv2.INTER_LINEAR)
             premultiplied = cv2.warpAffine(fg * alpha[..., None], shift, (width, height), flags=cv2.INTER_LINEAR)
             frame = premultiplied + room * (1 - a[..., None]) + rng.normal(0, noise, (height, width, 3))
@@ -114,7 +119,7 @@ def ground_truth_clip(image: Path, size=(720, 1280), noise=3.0, seed=0) -> tuple
             truth.append(a)
         out.mux(stream.encode(None))
     buffer.seek(0)
-    return decode(buffer), np.stack(truth), labels
+    return decode(buffer), np.stack(truth), labels, positions
 
 
 def predict(segmenter: Segmenter, frames: np.ndarray) -> tuple[torch.Tensor, float]:
@@ -142,8 +147,22 @@ def gradient(a: np.ndarray) -> np.ndarray:
     return np.sqrt(gx ** 2 + gy ** 2)
 
 
-def scores(pred: np.ndarray, truth: np.ndarray, labels: list[str], truth_grad: list[np.ndarray]) -> dict[str, float]:
-    """pred, truth [T,H,W] f32 0..1 -> MAD, MSE, Grad, dtSSD, dtSSD per segment, MAD on jump frames."""
+def moved_error_dtssd(pred: np.ndarray, truth: np.ndarray, labels: list[str], positions: list[float]) -> float:
+    """On the pan frames, the dtSSD that the previous frame's error alone gives when it moves with
+    the subject: what a temporal filter cannot remove, as the error is not flicker."""
+    out = []
+    for t in (t for t, label in enumerate(labels) if label == "pan" and t > 0):
+        error = pred[t - 1] - truth[t - 1]
+        shift = np.float32([[1, 0, positions[t] - positions[t - 1]], [0, 1, 0]])
+        moved = cv2.warpAffine(error, shift, error.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out.append(np.sqrt(((moved - error) ** 2).mean()) * 1e2)
+    return float(np.mean(out))
+
+
+def scores(pred: np.ndarray, truth: np.ndarray, labels: list[str], truth_grad: list[np.ndarray],
+           positions: list[float]) -> dict[str, float]:
+    """pred, truth [T,H,W] f32 0..1 -> MAD, MSE, Grad, dtSSD, dtSSD per segment, MAD on jump
+    frames, and the part of the pan frames' dtSSD that the moving error explains."""
     per_frame_mad = np.abs(pred - truth).mean(axis=(1, 2)) * 1e3
     dt = np.sqrt((((pred[1:] - pred[:-1]) - (truth[1:] - truth[:-1])) ** 2).mean(axis=(1, 2))) * 1e2
     kind = np.array(labels[1:])  # dtSSD of frame t is labelled by frame t's motion
@@ -153,6 +172,7 @@ def scores(pred: np.ndarray, truth: np.ndarray, labels: list[str], truth_grad: l
     for name in ("still", "slow", "pan", "jump"):
         out[f"dtSSD {name}"] = dt[kind == name].mean()
     out["MAD jump"] = per_frame_mad[np.array(labels) == "jump"].mean()
+    out["dtSSD pan, moved error"] = moved_error_dtssd(pred, truth, labels, positions)
     return {k: float(v) for k, v in out.items()}
 
 
@@ -196,7 +216,7 @@ def main() -> None:
     print(f"\nground-truth clips ({len(SEGMENTS) * SEGMENT} frames, 1280x720, H.264); lower is better; "
           "in brackets: change from per frame")
     for image in sorted((REFERENCE / "images").iterdir())[:opts.images]:
-        frames, truth, labels = ground_truth_clip(image)
+        frames, truth, labels, positions = ground_truth_clip(image)
         truth_grad = [gradient(t) for t in truth]
         preds, seconds = predict(segmenter, frames)
         network.append(seconds)
@@ -204,7 +224,7 @@ def main() -> None:
         for name, config in VARIANTS.items():
             alpha, cost = mattes(frames, config, preds)
             costs["720p"][name].append(cost)
-            clip[name] = scores(alpha, truth, labels, truth_grad)
+            clip[name] = scores(alpha, truth, labels, truth_grad, positions)
             base = clip["per-frame"]
             print(f"  {image.stem:<10} {name:<10} " + "  ".join(f"{k} {change(v, base[k]) if name != 'per-frame' else f'{v:.2f}'}"
                                                              for k, v in clip[name].items()), flush=True)
@@ -224,11 +244,15 @@ def main() -> None:
     print("\nsummary over the ground-truth clips (mean of the per-clip changes from per frame; worst clip)")
     for variant in list(VARIANTS)[1:]:
         parts = []
-        for metric in ("MAD", "MAD jump", "Grad", "dtSSD", "dtSSD still", "dtSSD slow", "dtSSD pan", "dtSSD jump"):
+        for metric in ("MAD", "MAD jump", "Grad", "dtSSD", "dtSSD still", "dtSSD slow", "dtSSD pan", "dtSSD jump",
+                       "dtSSD pan, moved error"):
             rel = [c[variant][metric] / c["per-frame"][metric] - 1 for c in results["ground_truth"].values()]
             parts.append(f"{metric} {np.mean(rel) * 100:+.0f}% ({max(rel) * 100:+.0f}%)")
         flick = [c[variant] / c["per-frame"] - 1 for c in results["flicker"].values()]
         print(f"  {variant:<9} " + ", ".join(parts) + f"; flicker {np.mean(flick) * 100:+.0f}% (worst {max(flick) * 100:+.0f}%)")
+    share = [c["per-frame"]["dtSSD pan, moved error"] / c["per-frame"]["dtSSD pan"] for c in results["ground_truth"].values()]
+    print(f"  per frame, pan frames: the previous frame's error moved with the subject gives {np.mean(share) * 100:.0f}% "
+          f"of dtSSD ({min(share) * 100:.0f}-{max(share) * 100:.0f}%)")
     grad_vs = [c["defaults"]["Grad"] / c["smooth"]["Grad"] - 1 for c in results["ground_truth"].values()]
     print(f"  refinement on top of smoothing (defaults vs --no-refine): Grad {np.mean(grad_vs) * 100:+.0f}% "
           f"(worst {max(grad_vs) * 100:+.0f}%)")

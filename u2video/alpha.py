@@ -35,7 +35,7 @@ GUIDE_SIZE = 320  # the long side of the small grey image that measures change b
 
 @dataclass(frozen=True)
 class SmoothParams:
-    radius: int = 6  # frames each side of the centre (0: smoothing and hold off)
+    radius: int = 6  # frames each side of the centre (0: off)
     # image change (0..1, small blurred grey) at which a neighbour's weight falls to 1/e
     tolerance: float = 0.03
     # difference between a neighbour's prediction and the centre's at which its weight falls to
@@ -43,13 +43,15 @@ class SmoothParams:
     # averaged away, it shows up in its first frame
     disagreement: float = 0.3
     cut: float = 0.15  # mean image change (0..1) between neighbours that counts as a scene cut
-    # hold: a still pixel keeps up to this share of its previous finished matte...
-    hold: float = 0.995
-    # ...falling to 1/e of it where its blurred image changed by this much (0..1)...
-    hold_tolerance: float = 0.015
-    # ...or where the new matte differs from the previous one by this much
-    hold_disagreement: float = 0.5
-    hold_sigma: float = 2.0  # blur (pixels at full resolution) before comparing images
+
+
+@dataclass(frozen=True)
+class HoldParams:
+    keep: float = 0.995  # a still pixel keeps up to this share of its previous finished matte...
+    tolerance: float = 0.015  # ...falling to 1/e of it where its blurred image changed this much (0..1)...
+    disagreement: float = 0.5  # ...or where the new matte differs from the previous one by this much
+    sigma: float = 2.0  # blur (pixels at full resolution) before comparing images
+    cut: float = 0.15  # mean image change (0..1) from the previous frame that starts afresh
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,9 @@ class RefineParams:
     fit_scale: float = 0.75  # the filter is fitted at this multiple of the network's input size
     radius: int = 3  # box radius at the fitting size
     eps: float = 1e-4  # regularisation: lower follows weaker image edges
-    band: float = 8.0  # refined where 8·p·(1-p) > 0, i.e. where the prediction is not sure
+    # how much of the refined matte is used: min(1, band·p·(1-p)) of the prediction p (dilated by
+    # a pixel), i.e. all of it where 0.15 < p < 0.85, none where the prediction is sure (0 or 1)
+    band: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,12 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
     cost does not grow with the radius (and on CPU it is ~3x faster than avg_pool2d)."""
     for dim in (3, 2):
         n = x.shape[dim]
-        sums = F.pad(torch.cumsum(x, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))  # a leading 0
+        offset = x.mean(dim, keepdim=True)  # running sums of x - mean stay small: float32 keeps its digits
+        sums = F.pad(torch.cumsum(x - offset, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))  # a leading 0
         index = torch.arange(n, device=x.device)
         hi, lo = (index + radius + 1).clamp_(max=n), (index - radius).clamp_(min=0)
         count = (hi - lo).to(x.dtype).view((1, 1, 1, n) if dim == 3 else (1, 1, n, 1))
-        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / count
+        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / count + offset
     return x
 
 
@@ -129,9 +134,9 @@ def small_guide(frames: torch.Tensor) -> torch.Tensor:
     return _separable(F.interpolate(_grey(frames), size=size, mode="area"), [1 / 3] * 3)
 
 
-def still_guide(frames: torch.Tensor, params: SmoothParams = SmoothParams()) -> torch.Tensor:
+def still_guide(frames: torch.Tensor, params: HoldParams = HoldParams()) -> torch.Tensor:
     """frames [B,3,H,W] f32 0..1 -> blurred grey [B,1,H,W] at full resolution, what ``hold`` compares."""
-    return _gaussian_blur(_grey(frames), params.hold_sigma)
+    return _gaussian_blur(_grey(frames), params.sigma)
 
 
 def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: SmoothParams) -> torch.Tensor:
@@ -151,31 +156,36 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
         usable[i] = usable[i + 1] and steps[i] < params.cut
     for i in range(centre + 1, preds.shape[0]):
         usable[i] = usable[i - 1] and steps[i - 1] < params.cut
-    keep = torch.tensor(usable, device=preds.device, dtype=preds.dtype).view(-1, 1, 1, 1)
+    in_window = torch.tensor(usable, device=preds.device, dtype=preds.dtype).view(-1, 1, 1, 1)
     exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
     exponent += ((preds - preds[centre:centre + 1]) / params.disagreement) ** 2
-    weight = torch.exp(-exponent) * keep
+    weight = torch.exp(-exponent) * in_window
     weight[centre] = 1.0
     return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
 
 
 def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
-         params: SmoothParams) -> tuple[torch.Tensor, HoldState]:
+         params: HoldParams = HoldParams()) -> tuple[torch.Tensor, HoldState]:
     """Motion-adaptive recursive smoothing at full resolution, one finished frame at a time, in order.
 
     alpha [1,1,H,W] f32 0..1 (refined or upsampled), guide [1,1,H,W] from ``still_guide``; returns
     the held alpha and the state for the next frame. Where the image did not change since the
     previous frame, the previous matte is kept almost entirely, so still areas stop flickering;
-    where the image changed, or the new matte disagrees strongly, the new matte is taken, so there
-    is no lag and no ghost. A scene cut starts afresh.
+    where the image changed, or the new matte disagrees strongly, the new matte is taken, so a
+    moving subject is followed at once. A scene cut, or a new frame size, starts afresh.
+
+    Only consecutive frames are compared, so a change slower than ``tolerance`` per frame (a slow
+    fade) is held back, and where the network revises its matte by a little (under
+    ``disagreement``) while the image stays still, the old value fades out slowly: that is the
+    price of steadiness, measured in the README ("Steadier mattes").
     """
-    if state is None or params.hold == 0 or params.radius == 0 or state.alpha.shape != alpha.shape:
+    if state is None or params.keep == 0 or state.alpha.shape != alpha.shape:
         return alpha, HoldState(alpha, guide)
     change = (guide - state.guide).abs()
     if float(change.mean()) >= params.cut:
         return alpha, HoldState(alpha, guide)
-    keep = params.hold * torch.exp(-(change / params.hold_tolerance) ** 2
-                                   - ((alpha - state.alpha) / params.hold_disagreement) ** 2)
+    keep = params.keep * torch.exp(-(change / params.tolerance) ** 2
+                                   - ((alpha - state.alpha) / params.disagreement) ** 2)
     held = alpha + keep * (state.alpha - alpha)
     return held, HoldState(held, guide)
 
@@ -184,11 +194,12 @@ def _colour_guided_filter(pred: torch.Tensor, guide: torch.Tensor, radius: int, 
                           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Coefficients of the guided filter with a colour guide, at the guide's size.
 
-    pred [B,1,h,w], guide [B,3,h,w] -> (A [B,3,h,w], b [B,1,h,w]) such that A·I + b follows pred
-    and the edges of I. The 3x3 covariance is inverted in closed form (it is symmetric).
+    pred [B,1,h,w], guide I [B,3,h,w] -> (a [B,3,h,w], b [B,1,h,w]) such that a·I + b follows pred
+    and the edges of I. The 3x3 covariance (symmetric) is inverted in closed form: adjugate over
+    determinant.
     """
-    r, g, b = guide[:, 0:1], guide[:, 1:2], guide[:, 2:3]
-    means = _box(torch.cat((guide, pred, guide * pred, r * r, r * g, r * b, g * g, g * b, b * b), dim=1), radius)
+    r, g, bl = guide[:, 0:1], guide[:, 1:2], guide[:, 2:3]
+    means = _box(torch.cat((guide, pred, guide * pred, r * r, r * g, r * bl, g * g, g * bl, bl * bl), dim=1), radius)
     mean_i, mean_p = means[:, 0:3], means[:, 3:4]
     cov_ip = means[:, 4:7] - mean_i * mean_p  # [B,3,h,w]
     mr, mg, mb = mean_i[:, 0:1], mean_i[:, 1:2], mean_i[:, 2:3]
@@ -198,13 +209,14 @@ def _colour_guided_filter(pred: torch.Tensor, guide: torch.Tensor, radius: int, 
     gg = means[:, 10:11] - mg * mg + eps
     gb = means[:, 11:12] - mg * mb
     bb = means[:, 12:13] - mb * mb + eps
-    inv_rr, inv_rg, inv_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
-    inv_gg, inv_gb, inv_bb = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
-    det = rr * inv_rr + rg * inv_rg + rb * inv_rb
+    adj_rr, adj_rg, adj_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
+    adj_gg, adj_gb, adj_bb = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
+    # the matrix is a covariance plus eps on its diagonal, so det >= eps**3 but for rounding
+    det = (rr * adj_rr + rg * adj_rg + rb * adj_rb).clamp_min(eps ** 3)
     cr, cg, cb = cov_ip[:, 0:1], cov_ip[:, 1:2], cov_ip[:, 2:3]
-    a = torch.cat((inv_rr * cr + inv_rg * cg + inv_rb * cb,
-                   inv_rg * cr + inv_gg * cg + inv_gb * cb,
-                   inv_rb * cr + inv_gb * cg + inv_bb * cb), dim=1) / det
+    a = torch.cat((adj_rr * cr + adj_rg * cg + adj_rb * cb,
+                   adj_rg * cr + adj_gg * cg + adj_gb * cb,
+                   adj_rb * cr + adj_gb * cg + adj_bb * cb), dim=1) / det
     return a, mean_p - (a * mean_i).sum(1, keepdim=True)
 
 
@@ -214,9 +226,9 @@ def refine(pred: torch.Tensor, frames: torch.Tensor, params: RefineParams = Refi
     pred: [B,1,S,S] f32 0..1; frames: [B,3,H,W] f32 0..1 (the guide). The filter is fitted at a
     size whose long side is ``fit_scale`` times the network's (about where the prediction still
     holds information), its coefficients are upsampled and applied to the full-resolution frame.
-    Away from the prediction's
-    uncertain band the plain upsampled prediction is kept, so textures inside the subject or the
-    background cannot leak into the matte. Returns alpha [B,1,H,W] f32 0..1.
+    Away from the prediction's uncertain band the plain upsampled prediction is kept, so textures
+    inside the subject or the background cannot leak into the matte. Returns alpha [B,1,H,W] f32
+    0..1 (float32 throughout: the closed-form inverse needs it).
     """
     height, width = frames.shape[-2:]
     scale = min(1.0, params.fit_scale * pred.shape[-1] / max(height, width))
@@ -242,8 +254,9 @@ def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class MatteWindow:
     """The sliding window of frames that ``smooth`` needs, kept by the frame loop.
 
-    ``push`` one frame's (item, prediction, guide); it returns the items whose window is complete,
-    each with its smoothed prediction [1,1,S,S]. ``flush`` returns the rest at the end. With
+    ``push`` one frame's (item, prediction [1,1,S,S], guide [1,1,h,w] from ``small_guide``); it
+    returns (item, smoothed prediction [1,1,S,S]) for each frame whose window is complete, in
+    order. ``flush`` returns the rest at the end. Frames must keep one size. With
     ``lookahead`` False (live use) a frame is finished at once from past frames only.
     """
 
@@ -295,11 +308,12 @@ class MatteStage:
 
     def __init__(self, config: MatteConfig, lookahead: bool = True):
         self.config = config
-        self.params = SmoothParams(radius=config.smooth)
-        self.window = MatteWindow(self.params, lookahead)
+        self.window = MatteWindow(SmoothParams(radius=config.smooth), lookahead)
+        self.hold_params = HoldParams()
         self._held: HoldState | None = None
 
     def push(self, frames: torch.Tensor, preds: torch.Tensor, keys: list) -> tuple[torch.Tensor, torch.Tensor, list]:
+        preds = preds.float()  # the guided filter's closed-form inverse needs float32
         if self.config.smooth == 0:  # no window: the frames are finished as they come
             return self._finish([((frames[i], keys[i]), preds[i:i + 1]) for i in range(frames.shape[0])])
         guides = small_guide(to_float(frames, preds.device))
@@ -320,10 +334,10 @@ class MatteStage:
         image = to_float(frames, preds.device) if self.config.refine or self.config.smooth else None
         alpha = refine(preds, image) if self.config.refine else upsample(preds, height, width)
         if self.config.smooth:
-            guides = still_guide(image, self.params)
+            guides = still_guide(image, self.hold_params)
             held = []
             for i in range(alpha.shape[0]):
-                one, self._held = hold(alpha[i:i + 1], guides[i:i + 1], self._held, self.params)
+                one, self._held = hold(alpha[i:i + 1], guides[i:i + 1], self._held, self.hold_params)
                 held.append(one)
             alpha = torch.cat(held)
         return frames, alpha, [item[1] for item, _ in done]

@@ -75,8 +75,9 @@ class DeviceConfig:
 class MatteConfig:
     """How the network's prediction becomes the video's matte (see ``alpha.py``)."""
 
-    # Chosen with benchmarks/quality.py (README, "Steadier mattes"): both lower flicker, dtSSD and
-    # MAD there; refinement also the gradient error.
+    # Chosen with benchmarks/quality.py (README, "Steadier mattes"): smoothing lowers flicker and
+    # dtSSD; refinement lowers the gradient error, MAD and dtSSD (alone it raises flicker, which
+    # the smoothing takes back).
     smooth: int = 6  # temporal smoothing: frames each side of the one being finished (0: off)
     refine: bool = True  # guided upsampling to full resolution (False: plain bilinear)
 
