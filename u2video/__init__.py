@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, VideoFormat
+from .config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime, VideoFormat
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
 __version__ = "0.1.0"
@@ -27,6 +27,13 @@ def replace(*args: Any, **kwargs: Any) -> Any:
     return _replace(*args, **kwargs)
 
 
+def bench(*args: Any, **kwargs: Any) -> Any:
+    """Time decode, model, matte, encode and the whole loop; see ``u2video.benchmark.bench``."""
+    from .benchmark import bench as _bench
+
+    return _bench(*args, **kwargs)
+
+
 def load_preset(name_or_path: str) -> Any:
     """A preset by name or .toml path; its ``output_config()`` etc. fill the options. See ``u2video.presets``."""
     from .presets import load_preset as _load
@@ -35,6 +42,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization",
+    "matte", "replace", "bench", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from .config import MatteConfig
 
 GUIDE_SIZE = 320  # the long side of the small grey image that measures change between frames
+# exp(-x) of a larger x is below 1e-26, nothing beside a weight of 1; capping x keeps exp out of
+# subnormal results, which made it 6x slower on the CPU
+_EXPONENT_CAP = 60.0
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,16 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def _separable(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
     """Filter [B,C,H,W] with the same symmetric 1-D kernel along both axes, edges replicated.
-    Shifted sums rather than conv2d: several times faster on CPU for these small kernels."""
+    Shifted sums accumulated in place rather than conv2d: several times faster on CPU for these
+    small kernels."""
     radius = len(taps) // 2
-    height, width = x.shape[-2:]
-    padded = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    x = sum(w * padded[..., i:i + width] for i, w in enumerate(taps))
-    padded = F.pad(x, (0, 0, radius, radius), mode="replicate")
-    return sum(w * padded[..., i:i + height, :] for i, w in enumerate(taps))
+    for dim in (3, 2):
+        n = x.shape[dim]
+        padded = F.pad(x, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode="replicate")
+        x = padded.narrow(dim, radius, n) * taps[radius]
+        for i in range(radius):  # the kernel is symmetric: taps i and 2r-i share a weight
+            x.add_(padded.narrow(dim, i, n), alpha=taps[i]).add_(padded.narrow(dim, 2 * radius - i, n), alpha=taps[i])
+    return x
 
 
 def _max3(x: torch.Tensor) -> torch.Tensor:
@@ -159,7 +165,7 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
     in_window = torch.tensor(usable, device=preds.device, dtype=preds.dtype).view(-1, 1, 1, 1)
     exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
     exponent += ((preds - preds[centre:centre + 1]) / params.disagreement) ** 2
-    weight = torch.exp(-exponent) * in_window
+    weight = torch.exp(-exponent.clamp_(max=_EXPONENT_CAP)) * in_window
     weight[centre] = 1.0
     return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
 
@@ -184,8 +190,8 @@ def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
     change = (guide - state.guide).abs()
     if float(change.mean()) >= params.cut:
         return alpha, HoldState(alpha, guide)
-    keep = params.keep * torch.exp(-(change / params.tolerance) ** 2
-                                   - ((alpha - state.alpha) / params.disagreement) ** 2)
+    exponent = (change / params.tolerance) ** 2 + ((alpha - state.alpha) / params.disagreement) ** 2
+    keep = params.keep * torch.exp(-exponent.clamp_(max=_EXPONENT_CAP))
     held = alpha + keep * (state.alpha - alpha)
     return held, HoldState(held, guide)
 
@@ -243,7 +249,7 @@ def refine(pred: torch.Tensor, frames: torch.Tensor, params: RefineParams = Refi
     band = _max3(params.band * pred * (1 - pred)).clamp_(0.0, 1.0)
     band = _resize(band, (height, width))
     plain = _resize(pred, (height, width))
-    return plain + band * (refined - plain)
+    return plain.lerp_(refined, band)
 
 
 def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:

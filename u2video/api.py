@@ -197,7 +197,7 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
 
 def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,
                     reporter: Reporter, note: str = "") -> list[Path]:
-    segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter)
+    segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter, workers=1)  # one at a time
     reporter.info(segmenter.describe())
     if note:
         reporter.info(note)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .alpha import MatteStage
+from .device import frame_loop_threads
 from .media.source import DecodedFrame, VideoSource
 from .media.writers import Sink
 from .progress import Reporter
@@ -119,13 +120,14 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
     try:
         decoder.start()
         encoder.start()
-        for chunk in _batches(decoded, stop, decoder, batch):
-            frames = torch.from_numpy(np.stack([f.rgb for f in chunk]))  # [B,H,W,3] uint8
-            preds = segmenter.predict_lowres(frames)  # [B,1,S,S] f32 0..1 on the device
-            if not emit(*matte.push(frames, preds, [f.pts for f in chunk])):
-                break
-        else:
-            emit(*matte.flush())
+        with frame_loop_threads(segmenter.device, segmenter.workers):
+            chunks = ((torch.from_numpy(np.stack([f.rgb for f in chunk])), [f.pts for f in chunk])  # [B,H,W,3] u8
+                      for chunk in _batches(decoded, stop, decoder, batch))
+            for frames, pts, preds in segmenter.predict_batches(chunks):  # preds [B,1,S,S] f32 0..1, on the device
+                if not emit(*matte.push(frames, preds, pts)):
+                    break
+            else:
+                emit(*matte.flush())
         _put(rendered, _END, stop, encoder)
         encoder.join()
         if encoder.error is not None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -10,10 +14,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .compose import alpha_to_uint8
-from .config import DeviceConfig, ModelConfig, Normalization
-from .device import pick_device, pick_dtype
+from .config import DeviceConfig, ModelConfig, Normalization, Runtime
+from .device import pick_device, pick_dtype, pick_runtime, prepare_network
 from .model.weights import ResolvedWeights, load_network
 from .progress import Reporter
+
+T = TypeVar("T")
 
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet, as the authors' test script
 _STD = (0.229, 0.224, 0.225)
@@ -32,30 +38,39 @@ class Segmenter:
     input_size: int
     normalization: Normalization
     weights: ResolvedWeights | None = None
+    runtime: Runtime = Runtime.AUTO
+    # batches in flight at once in ``predict_batches`` (each call then gets its share of the
+    # cores); 0: the device's choice
+    workers: int = 0
 
     def __post_init__(self) -> None:
         self.network = self.network.eval().requires_grad_(False)
-        self.network = self.network.to(self.device, self.dtype, memory_format=torch.channels_last)
+        self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers)
+        self.runtime, self.workers = self._run.runtime, self._run.workers
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
     @classmethod
-    def from_config(cls, model: ModelConfig, device: DeviceConfig,
-                    reporter: Reporter | None = None) -> "Segmenter":
-        """Pick the device, fetch and verify the weights, load the network."""
+    def from_config(cls, model: ModelConfig, device: DeviceConfig, reporter: Reporter | None = None,
+                    workers: int = 0) -> "Segmenter":
+        """Pick the device, fetch and verify the weights, load the network. ``workers``: batches
+        in flight at once (0: the device's choice for throughput; 1 gives each call every core,
+        for single images and live use)."""
         if model.normalization is Normalization.AUTO:
             raise ValueError("resolve AUTO normalisation with ModelConfig.resolved() first")
         torch_device = pick_device(device.kind)  # fail on a missing GPU before any download
+        pick_runtime(device.runtime, torch_device, pick_dtype(device.precision))  # and on a runtime that can't run
         network, weights = load_network(model.name, reporter)
         return cls(network, torch_device, pick_dtype(device.precision), model.input_size,
-                   model.normalization, weights)
+                   model.normalization, weights, device.runtime, workers)
 
     def describe(self) -> str:
         name = self.weights.spec.name if self.weights and self.weights.spec else (
             self.weights.path.name if self.weights else type(self.network).__name__)
         precision = "fp16" if self.dtype == torch.float16 else "fp32"
         return (f"model {name} at {self.input_size}x{self.input_size} ({self.normalization.value} "
-                f"normalisation) on {self.device.type} ({precision})")
+                f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}"
+                + (f", {self.workers} frames at once)" if self.workers > 1 else ")"))
 
     @torch.inference_mode()
     def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
@@ -68,13 +83,35 @@ class Segmenter:
             x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         else:
             x = x / 255.0
-        x = ((x - self._mean) / self._std).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        pred = self.network(x).float()  # [B,1,S,S]
+        pred = self._run((x - self._mean) / self._std)  # [B,1,S,S] f32
         if self.normalization is Normalization.REFERENCE:
             lo = pred.amin(dim=(1, 2, 3), keepdim=True)
             hi = pred.amax(dim=(1, 2, 3), keepdim=True)
             pred = (pred - lo) / (hi - lo).clamp_min(1e-6)
         return pred
+
+    def predict_batches(self, batches: Iterable[tuple[torch.Tensor, T]]) -> Iterator[tuple[torch.Tensor, T, torch.Tensor]]:
+        """(frames [B,H,W,3] uint8, tag) pairs -> (frames, tag, saliency [B,1,S,S] f32), in the
+        order given, with up to ``workers`` batches in the network at once (the rest of the
+        frame loop runs meanwhile)."""
+        if self.workers == 1:
+            for frames, tag in batches:
+                yield frames, tag, self.predict_lowres(frames)
+            return
+        pending: deque[tuple[torch.Tensor, T, Future]] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="u2video-model") as pool:
+            try:
+                for frames, tag in batches:
+                    pending.append((frames, tag, pool.submit(self.predict_lowres, frames)))
+                    if len(pending) > self.workers:
+                        done_frames, done_tag, future = pending.popleft()
+                        yield done_frames, done_tag, future.result()
+                while pending:
+                    done_frames, done_tag, future = pending.popleft()
+                    yield done_frames, done_tag, future.result()
+            finally:
+                for _, _, future in pending:
+                    future.cancel()
 
     @torch.inference_mode()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import (BatchOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
+from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
                       OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
@@ -27,6 +27,7 @@ def matte(
     device: DeviceOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
+    runtime: RuntimeOpt = None,
     smooth: SmoothOpt = None,
     refine: RefineOpt = None,
     input_size: InputSizeOpt = None,
@@ -44,6 +45,6 @@ def matte(
 
     _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
     run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
               reporter=TerminalReporter())

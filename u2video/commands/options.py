@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision
+from ..config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
 from ..presets import Preset, load_preset
 
 ModelOpt = Annotated[Optional[str], typer.Option(
@@ -20,6 +20,9 @@ DeviceOpt = Annotated[Optional[DeviceKind], typer.Option(
     "--device", help="Where the network runs.  [default: auto]", show_default=False)]
 Fp16Opt = Annotated[Optional[bool], typer.Option(
     "--fp16/--fp32", help="Half precision for the network (CUDA).  [default: fp32]", show_default=False)]
+RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
+    "--runtime", show_default=False,
+    help="What runs the network: auto is onnxruntime on the CPU (faster there) and PyTorch on CUDA.  [default: auto]")]
 InputSizeOpt = Annotated[Optional[int], typer.Option(
     "--input-size", min=32, max=2048, show_default=False,
     help="Square size the network sees (multiple of 32; trained at 320).  [default: 320]")]
@@ -56,7 +59,7 @@ RefineOpt = Annotated[Optional[bool], typer.Option(
 
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
             normalize: Normalization | None, device: DeviceKind | None, fp16: bool | None, batch: int | None,
-            smooth: int | None, refine: bool | None,
+            runtime: Runtime | None, smooth: int | None, refine: bool | None,
             **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
     """Defaults < preset < flags, for every config a command needs."""
     preset = load_preset(preset_name)
@@ -64,6 +67,6 @@ def configs(command: str, preset_name: str | None, *, model: str | None, input_s
     precision = None if fp16 is None else (Precision.FP16 if fp16 else Precision.FP32)
     return (preset,
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
-            preset.device_config(kind=device, precision=precision, batch=batch),
+            preset.device_config(kind=device, precision=precision, batch=batch, runtime=runtime),
             preset.output_config(**output_flags),
             preset.matte_config(smooth=smooth, refine=refine))

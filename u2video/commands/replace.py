@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
-from .options import (BatchOpt, CrfOpt, DeviceOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
+from .options import (BatchOpt, CrfOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
                       NormalizationOpt, OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
@@ -31,6 +31,7 @@ def replace(
     device: DeviceOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
+    runtime: RuntimeOpt = None,
     smooth: SmoothOpt = None,
     refine: RefineOpt = None,
     input_size: InputSizeOpt = None,
@@ -48,7 +49,7 @@ def replace(
 
     chosen, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, smooth=smooth, refine=refine, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
     background = background or chosen.background
     if background is None:
         raise ConfigError("replace needs --background: a colour (e.g. white, #00b140), an image or video file, "

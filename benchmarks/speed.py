@@ -1,0 +1,112 @@
+"""u2video against the model alone and against a naive per-frame loop, in one run.
+
+On a generated clip (the demo clip: a ball rolling across a table, H.264, default 640x480,
+30 fps, 60 frames) it measures, with u2netp at 320² and the threads this process may use:
+
+1. onnxruntime on rembg's u2netp.onnx, model only (one session using every core, as rembg
+   makes it), on a [1,3,320,320] input;
+2. ``u2video bench`` for per-frame output (``--smooth 0 --no-refine``) and for the defaults:
+   decode, model, matte, encode and end to end, and the efficiency;
+3. a naive loop, the way rembg is used on video: decode one frame -> the same network (one
+   onnxruntime session on every core) -> bilinear upsampling -> RGBA -> encode, one frame at a
+   time on one thread, to the same format (ProRes 4444 .mov).
+
+Run:  U2NET_HOME=/path/to/models python benchmarks/speed.py [--size 640x480] [--frames 60] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from u2video.benchmark import BenchFormat, bench
+from u2video.compose import to_rgba
+from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization
+from u2video.device import cpu_threads
+from u2video.media.demo import write_clip
+from u2video.model.weights import resolve, store_dir
+from u2video.presets import load_preset
+from u2video.segmenter import Segmenter
+
+
+def rembg_onnxruntime(frames: int) -> float:
+    """Frames/s of onnxruntime on rembg's u2netp.onnx, one session on every core."""
+    import onnxruntime as ort
+
+    path = resolve("u2netp").path
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = cpu_threads()
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    x = np.random.default_rng(0).random((1, 3, 320, 320), dtype=np.float32)
+    session.run(None, {name: x})
+    start = time.perf_counter()
+    for _ in range(frames):
+        session.run(None, {name: x})
+    return frames / (time.perf_counter() - start)
+
+
+def naive_loop(clip: Path, target: Path) -> tuple[int, float]:
+    """Decode one frame -> network -> bilinear upsampling -> RGBA -> encode, one at a time."""
+    fmt = load_preset("prores4444").format
+    segmenter = Segmenter.from_config(ModelConfig(normalization=Normalization.FIXED), DeviceConfig(), workers=1)
+    count = 0
+    with av.open(str(clip)) as source, av.open(str(target), "w") as out:
+        video = source.streams.video[0]
+        stream = out.add_stream(fmt.codec, rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, fmt.pix_fmt
+        stream.options = dict(fmt.codec_options)
+        segmenter(torch.zeros(1, video.height, video.width, 3, dtype=torch.uint8))  # set-up, not throughput
+        start = time.perf_counter()
+        for frame in source.decode(video):
+            rgb = torch.from_numpy(frame.to_ndarray(format="rgb24"))[None]
+            rgba = to_rgba(rgb, segmenter(rgb))[0].numpy()
+            encoded = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            encoded.pts = frame.pts
+            out.mux(stream.encode(encoded))
+            count += 1
+        out.mux(stream.encode(None))
+    return count, count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    print(f"store {store_dir()}, {cpu_threads()} threads, torch {torch.__version__}, PyAV {av.__version__}")
+
+    figures: dict = {"size": args.size, "frames": args.frames, "threads": cpu_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.mp4", args.frames, (height, width), 30, audio=False)
+        figures["rembg_onnxruntime_fps"] = rembg_onnxruntime(args.frames)
+        print(f"onnxruntime, rembg's u2netp.onnx, model only: {figures['rembg_onnxruntime_fps']:.2f} fps")
+        for label, config in (("per-frame", MatteConfig(smooth=0, refine=False)), ("defaults", MatteConfig())):
+            result = bench(clip, output_format=BenchFormat.PRORES, matte_config=config)
+            figures[label] = result.to_dict()
+            print(f"\nu2video, {label}:\n{result.table()}")
+        frames, fps = naive_loop(clip, Path(tmp) / "naive.mov")
+        figures["naive_fps"] = fps
+        print(f"\nnaive loop (decode one -> network -> bilinear -> encode), {frames} frames: {fps:.2f} fps")
+
+    model = figures["per-frame"]["stages"]["model"]["fps"]
+    print(f"\nmodel only, u2video / onnxruntime on rembg's file: {model / figures['rembg_onnxruntime_fps']:.3f}")
+    for label in ("per-frame", "defaults"):
+        e2e = figures[label]["stages"]["end to end"]["fps"]
+        print(f"{label}: end to end {e2e:.2f} fps = {e2e / model:.3f} x model only, "
+              f"{e2e / figures['naive_fps']:.3f} x the naive loop")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

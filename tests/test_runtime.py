@@ -1,0 +1,87 @@
+"""What runs the network: onnxruntime on the CPU (the default there) against PyTorch, and
+several batches in flight at once."""
+
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from u2video.compose import alpha_to_uint8
+from u2video.config import DeviceConfig, DeviceKind, ModelConfig, Normalization, Precision, Runtime
+from u2video.errors import DeviceError
+from u2video.segmenter import Segmenter
+
+from .conftest import synthetic_scene
+
+
+def segmenter(runtime: Runtime, size: int = 64, normalization=Normalization.FIXED, workers: int = 0) -> Segmenter:
+    return Segmenter.from_config(ModelConfig("u2netp", size, normalization),
+                                 DeviceConfig(DeviceKind.CPU, runtime=runtime), workers=workers)
+
+
+def test_the_cpu_default_is_onnxruntime_with_a_worker_per_core(u2netp_store):
+    seg = segmenter(Runtime.AUTO)
+    assert seg.runtime is Runtime.ONNXRUNTIME and seg.workers >= 1
+    assert "onnxruntime" in seg.describe()
+    assert segmenter(Runtime.AUTO, workers=1).workers == 1
+
+
+@pytest.mark.parametrize("name", ["horse.jpg", "bike.jpg"])
+def test_onnxruntime_and_pytorch_give_the_same_matte(name, u2netp_store, reference_dir):
+    """At the trained size, on official test images: within 1/255 everywhere (the exported
+    network is the same function; only float rounding differs)."""
+    path = reference_dir / "images" / name
+    if not path.is_file():
+        pytest.skip(f"{name} not in the reference set")
+    rgb = torch.from_numpy(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))[None]
+    mattes = {}
+    for runtime in (Runtime.TORCH, Runtime.ONNXRUNTIME):
+        seg = segmenter(runtime, 320, Normalization.REFERENCE)
+        assert seg.runtime is runtime
+        mattes[runtime] = alpha_to_uint8(seg(rgb)).int()
+    diff = (mattes[Runtime.TORCH] - mattes[Runtime.ONNXRUNTIME]).abs()
+    assert mattes[Runtime.TORCH].float().std() > 30  # a real matte, not a blank one
+    assert diff.max() <= 1
+
+
+def test_batches_in_flight_come_back_in_order_and_unchanged(u2netp_store):
+    """Two workers: every batch's prediction is the one it gets alone, in the order given,
+    whatever batch finishes first; the tags travel with their frames."""
+    frames = [torch.from_numpy(synthetic_scene(72, 96, seed=s))[None] for s in range(7)]
+    frames[3] = torch.cat([frames[3], frames[4]])  # batches of different sizes
+    seg = segmenter(Runtime.ONNXRUNTIME, workers=2)
+    alone = [seg.predict_lowres(f) for f in frames]
+    out = list(seg.predict_batches((f, i) for i, f in enumerate(frames)))
+    assert [tag for _, tag, _ in out] == list(range(7))
+    for i, (f, _, pred) in enumerate(out):
+        assert f is frames[i]
+        assert pred.shape == (f.shape[0], 1, 64, 64)
+        assert torch.equal(pred, alone[i])
+    assert (alone[0] - alone[1]).abs().max() > 1e-3  # different scenes, different predictions
+
+
+def test_onnxruntime_asked_for_where_it_cannot_run(u2netp_store):
+    with pytest.raises(DeviceError, match="fp32 only"):
+        Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED),
+                              DeviceConfig(DeviceKind.CPU, Precision.FP16, runtime=Runtime.ONNXRUNTIME))
+
+
+class _NotExportable(torch.nn.Module):
+    """An operator the ONNX exporter has no translation for (stands in for a PyTorch whose
+    exporter changed): AUTO must still run, on PyTorch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(torch.special.i0(x[:, :1]))
+
+
+def test_a_network_onnxruntime_cannot_take_runs_on_pytorch_under_auto():
+    from u2video.device import prepare_network
+
+    cpu = torch.device("cpu")
+    runner = prepare_network(_NotExportable(), cpu, torch.float32, Runtime.AUTO)
+    assert runner.runtime is Runtime.TORCH and runner.workers == 1
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(runner(x), torch.sigmoid(torch.special.i0(x[:, :1])))
+    with pytest.raises(DeviceError, match="use --runtime torch"):
+        prepare_network(_NotExportable(), cpu, torch.float32, Runtime.ONNXRUNTIME)
