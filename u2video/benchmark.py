@@ -31,7 +31,7 @@ from .alpha import MatteStage
 from .backgrounds import parse_background
 from .compose import Compositor, to_rgba
 from .config import DeviceConfig, MatteConfig, ModelConfig
-from .device import peak_memory_mib, reset_peak_memory, synchronize
+from .device import cpu_threads, peak_memory_mib, reset_peak_memory, synchronize
 from .errors import ConfigError
 from .media.demo import write_clip
 from .media.source import VideoSource
@@ -78,6 +78,7 @@ class BenchResult:
     output: str  # what the encode/end-to-end stages wrote
     model: str  # Segmenter.describe()
     batch: int
+    cores: int  # CPU cores this process may use
     stages: list[StageTime] = field(default_factory=list)
     peak_host_mib: float = 0.0  # resident memory of this process during the end-to-end run
     peak_gpu_mib: float | None = None  # CUDA memory allocated by PyTorch during it; None on the CPU
@@ -116,7 +117,7 @@ class BenchResult:
             lines.append(f"{s.name:<12} {s.frames:>7} {s.fps:>9.2f} {s.seconds * per:>9.1f} {s.cpu_seconds * per:>13.1f}")
         gpu = f", GPU {self.peak_gpu_mib:.0f} MiB" if self.peak_gpu_mib is not None else ""
         lines.append(f"efficiency {self.efficiency:.3f} (end to end / slowest stage, {self.slowest.name}); "
-                     f"peak memory: host {self.peak_host_mib:.0f} MiB{gpu}")
+                     f"peak memory: host {self.peak_host_mib:.0f} MiB{gpu}; {self.cores} CPU cores")
         return "\n".join(lines)
 
 
@@ -151,7 +152,7 @@ def bench(video: str | Path | None = None, *, output_format: BenchFormat = Bench
                 info = probe.info
             segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
             result = BenchResult(clip.name, info.width, info.height, 0, f"{fmt.codec} {fmt.pix_fmt}",
-                                 segmenter.describe(), device.batch)
+                                 segmenter.describe(), device.batch, cpu_threads())
 
             def new_sink(name: str) -> Sink:
                 path = folder / name / output_format.target_name
