@@ -27,6 +27,13 @@ def replace(*args: Any, **kwargs: Any) -> Any:
     return _replace(*args, **kwargs)
 
 
+def webcam(*args: Any, **kwargs: Any) -> Any:
+    """Live background removal to a virtual camera, preview or recording; see ``u2video.api.webcam``."""
+    from .api import webcam as _webcam
+
+    return _webcam(*args, **kwargs)
+
+
 def bench(*args: Any, **kwargs: Any) -> Any:
     """Time decode, model, matte, encode and the whole loop; see ``u2video.benchmark.bench``."""
     from .benchmark import bench as _bench
@@ -42,6 +49,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "bench", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
+    "matte", "replace", "webcam", "bench", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

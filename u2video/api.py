@@ -14,7 +14,9 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -31,6 +33,9 @@ from .pipeline import Render, run_video
 from .presets import sequence_target, video_format
 from .progress import Reporter, SilentReporter
 from .segmenter import Segmenter
+
+if TYPE_CHECKING:
+    from .live import LiveStats
 
 
 @dataclass(frozen=True)
@@ -223,3 +228,95 @@ def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, de
         raise MediaError(f"{failed} of {len(jobs)} images could not be processed (see above); "
                          f"the other {len(written)} were written")
     return written
+
+
+LIVE_CPU_INPUT_SIZE = 160  # the network's size for live use on the CPU (README, "Live")
+
+
+def live_model(model: ModelConfig, device: DeviceConfig) -> ModelConfig:
+    """``model`` at the input size live use gets by default: the trained 320 on CUDA, a smaller
+    one on the CPU, where 320 runs at ~4 frames/s on 2 cores."""
+    from .device import pick_device
+
+    on_cpu = pick_device(device.kind).type == "cpu"
+    return dataclasses.replace(model, input_size=LIVE_CPU_INPUT_SIZE if on_cpu else 320)
+
+
+def webcam(source: str | None = None, *, background: str | None = None, keep_alpha: bool = False,
+           virtual: bool = True, virtual_device: str | None = None, preview: bool = False,
+           record: str | os.PathLike | None = None, duration: float | None = None,
+           model: ModelConfig = ModelConfig(), device: DeviceConfig = DeviceConfig(),
+           matte_config: MatteConfig = MatteConfig(), options: OutputConfig = OutputConfig(),
+           stats_json: str | os.PathLike | None = None, reporter: Reporter | None = None) -> LiveStats:
+    """Remove or replace the background of a live source and send it on, until the source
+    ends, ``duration`` seconds pass, or Ctrl-C (or q in the preview); returns the stats.
+
+    ``source``: a camera index or device (the default camera when None), or a video file or
+    stream URL, played at its real rate. ``background`` as for ``replace`` (default blur), or
+    ``keep_alpha`` to send RGBA. Outputs: the virtual camera (``virtual``, through pyvirtualcam),
+    a ``preview`` window, and/or a ``record`` file written like ``replace`` (or ``matte`` with
+    ``keep_alpha``) writes, in the format ``options`` give. Smoothing uses past frames only.
+    """
+    from .live import LiveStats, Preview, Recording, run_live
+    from .media.live import LiveSource
+    from .media.virtualcam import VirtualCamera
+
+    reporter = reporter or SilentReporter()
+    if not (virtual or preview or record):
+        raise ConfigError("nothing to send the frames to: drop --no-virtual, or add --record OUT and/or --preview")
+    if keep_alpha and background is not None:
+        raise ConfigError("--keep-alpha sends the cut-out with alpha: drop --background, or drop --keep-alpha")
+    if duration is not None and duration <= 0:
+        raise ConfigError(f"--duration {duration} must be positive: give seconds, e.g. 20")
+    fmt = None
+    if record is not None:
+        record = Path(record)
+        fmt = video_format(record, "matte" if keep_alpha else "replace", False, options.format, options.crf)
+        if fmt.sequence:
+            raise ConfigError("--record writes a video file: give e.g. out.mp4, or out.mov with --keep-alpha")
+        check_output(record, [], options.overwrite)
+        ensure_writable_dir(record.parent)
+    backdrop = None if keep_alpha else parse_background(background or "blur")
+    outputs: list = []
+    try:
+        live = LiveSource(source)
+    except BaseException:
+        if backdrop is not None:
+            backdrop.close()
+        raise
+    try:
+        reporter.info(f"reading {live.description}: {live.width}x{live.height} at {live.fps:.3g} fps")
+        if record is not None:
+            sink = VideoSink(record, fmt, live.width, live.height, Fraction(live.fps).limit_denominator(1001),
+                             Recording.TIME_BASE, max_height=options.max_height)
+            outputs.append(Recording(sink, reporter))
+            reporter.info(f"recording {sink.describe()}")
+        if virtual:
+            camera = VirtualCamera(live.width, live.height, live.fps, alpha=keep_alpha, device=virtual_device)
+            outputs.append(camera)
+            reporter.info(f"sending to {camera.description}")
+        stats = LiveStats()
+        if preview:
+            outputs.append(Preview(stats))
+        segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter, workers=1)  # latency first
+        reporter.info(segmenter.describe())
+        if backdrop is not None:
+            reporter.info(f"background {backdrop.description}")
+        stage = MatteStage(matte_config, lookahead=False)
+        render: Render = Compositor(backdrop) if backdrop is not None else to_rgba
+    except BaseException:
+        for output in outputs:
+            output.close(False)
+        live.close()
+        if backdrop is not None:
+            backdrop.close()
+        raise
+    try:
+        run_live(live, segmenter, stage, render, outputs, reporter, duration, stats)
+    finally:
+        if backdrop is not None:
+            backdrop.close()
+    reporter.info(stats.line())
+    if stats_json is not None:
+        stats.write_json(Path(stats_json))
+    return stats

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .commands import bench, matte, models, presets, replace
+from .commands import bench, matte, models, presets, replace, webcam
 from .errors import U2VideoError
 
 _debug = os.getenv("U2VIDEO_DEBUG", "") not in ("", "0")
@@ -48,6 +48,7 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
 app.command("matte")(_user_errors(matte.matte))
 app.command("replace")(_user_errors(replace.replace))
 app.command("presets")(_user_errors(presets.presets))
+app.command("webcam")(_user_errors(webcam.webcam))
 app.command("bench")(_user_errors(bench.bench))
 
 models_app = typer.Typer(help="List, pull and verify model weights ($U2NET_HOME or ~/.u2net, shared with rembg).",

@@ -1,0 +1,152 @@
+"""`u2video webcam` driven by a video file played at its real rate, with outputs that record
+what they get: order, dropped (not queued) frames, steady latency, background pixels."""
+
+import json
+import time
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import u2video
+from u2video.alpha import MatteStage
+from u2video.cli import app
+from u2video.compose import Compositor, to_rgba
+from u2video.backgrounds import parse_background
+from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
+from u2video.live import run_live
+from u2video.media.demo import write_clip
+from u2video.media.live import LiveSource
+from u2video.progress import SilentReporter
+from u2video.segmenter import Segmenter
+
+from .conftest import weights_dir
+
+
+class Collector:
+    """A live output that keeps what it is sent and takes ``delay`` seconds per frame, like a
+    slow machine."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.indices: list[int] = []
+        self.pixels: dict[int, np.ndarray] = {}
+        self.closed: bool | None = None
+
+    def send(self, pixels, frame):
+        self.indices.append(frame.index)
+        self.pixels[frame.index] = pixels.copy()
+        time.sleep(self.delay)
+
+    def close(self, complete):
+        self.closed = complete
+
+
+def live_run(clip, outputs, matte=MatteConfig(smooth=3), render=to_rgba, duration=None, size=64):
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", size, Normalization.FIXED), DeviceConfig(DeviceKind.CPU),
+                                      workers=1)
+    return run_live(LiveSource(str(clip)), segmenter, MatteStage(matte, lookahead=False), render, outputs,
+                    SilentReporter(), duration)
+
+
+@pytest.fixture(scope="module")
+def twenty_seconds(tmp_path_factory):
+    """A 20 s, 30 fps clip played in real time into an output that needs 100 ms a frame."""
+    weights = weights_dir()
+    if weights is None:
+        pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
+    clip = write_clip(tmp_path_factory.mktemp("live") / "clip.mp4", 600, (72, 96), 30, audio=False)
+    collector = Collector(delay=0.1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("U2NET_HOME", str(weights))
+        env.setenv("U2VIDEO_OFFLINE", "1")
+        started = time.monotonic()
+        stats = live_run(clip, [collector])
+    return stats, collector, time.monotonic() - started
+
+
+def test_frames_arrive_in_order_at_the_source_rate(twenty_seconds):
+    stats, collector, wall = twenty_seconds
+    assert 19.5 < wall < 23  # played at its real rate, not as fast as it decodes
+    assert stats.captured == 600 and 27 < stats.capture_fps < 31
+    assert collector.indices == stats.indices
+    assert all(b > a for a, b in zip(collector.indices, collector.indices[1:]))  # in order, none twice
+    assert collector.closed is True
+
+
+def test_stale_frames_are_dropped_not_queued(twenty_seconds):
+    """The output keeps up with ~9 frames/s of 30: the rest are dropped, the newest taken."""
+    stats, collector, _ = twenty_seconds
+    assert 150 < stats.processed < 260
+    assert stats.dropped >= 600 - stats.processed - 2  # all but the last one or two were counted
+    gaps = np.diff(collector.indices)
+    assert gaps.max() <= 6 and np.median(gaps) >= 2  # each time the newest frame, never a backlog
+
+
+def test_latency_does_not_grow(twenty_seconds):
+    stats, _, _ = twenty_seconds
+    latency = np.array(stats.latencies_ms)
+    first, last = latency[: len(latency) // 4], latency[-len(latency) // 4:]
+    assert np.median(last) < np.median(first) + 30
+    assert stats.latency_ms(95) < 300  # one frame's work (100 ms + the network) plus waiting for a frame
+
+
+def test_background_modes_give_the_expected_pixels(tmp_path, u2netp_store):
+    """Per-frame mattes (smoothing off), so frames processed in both runs can be compared: the
+    composite is the frame over the colour by the cut-out's alpha, pixel by pixel."""
+    clip = write_clip(tmp_path / "clip.mp4", 45, (144, 192), 30, audio=False)
+    matte = MatteConfig(smooth=0, refine=False)
+    cutout, composite = Collector(), Collector()
+    live_run(clip, [cutout], matte, size=160)
+    live_run(clip, [composite], matte, render=Compositor(parse_background("#00ff00")), size=160)
+    both = sorted(set(cutout.pixels) & set(composite.pixels))
+    assert len(both) >= 10
+    for i in both:
+        rgba, rgb = cutout.pixels[i].astype(float), composite.pixels[i].astype(float)
+        assert rgba.shape == (144, 192, 4) and rgb.shape == (144, 192, 3)
+        alpha = rgba[..., 3:] / 255
+        expected = rgba[..., :3] * alpha + np.array([0, 255, 0]) * (1 - alpha)
+        assert np.abs(rgb - expected).max() <= 1.5  # the alpha was rounded to 8 bits in the cut-out
+        assert alpha.min() < 0.05 and alpha.max() > 0.6  # background and subject both in the picture
+
+
+def test_cli_records_what_it_processed(tmp_path, u2netp_store):
+    clip = write_clip(tmp_path / "clip.mp4", 30, (72, 96), 30, audio=False)
+    out, stats_path = tmp_path / "live.mp4", tmp_path / "stats.json"
+    result = CliRunner().invoke(app, ["webcam", "--source", str(clip), "--no-virtual", "--record", str(out),
+                                      "--stats-json", str(stats_path), "--input-size", "64", "-b", "blue"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(stats_path.read_text())
+    assert stats["captured"] == 30 and stats["processed"] >= 5
+    assert len(stats["latencies_ms"]) == stats["processed"] and stats["latency_ms_p95"] > 0
+    assert "processed" in result.stderr and "latency p50" in result.stderr
+    with av.open(str(out)) as c:
+        frames = list(c.decode(video=0))
+        assert len(frames) == stats["processed"]
+        assert [f.pts for f in frames] == sorted({f.pts for f in frames})
+        assert 0.5 < float(frames[-1].time) < 1.1  # capture times: the clip lasts 1 s
+    assert not list(tmp_path.glob(".*part*"))
+
+
+@pytest.mark.parametrize("args, code, expected", [
+    (["--no-virtual"], 2, "nothing to send the frames to"),
+    (["--keep-alpha", "-b", "red", "--no-virtual", "--preview"], 2, "--keep-alpha sends the cut-out"),
+    (["--source", "missing.mp4", "--no-virtual", "--preview"], 3, "missing.mp4 does not exist"),
+])
+def test_cli_errors_are_one_line(args, code, expected, u2netp_store):
+    result = CliRunner().invoke(app, ["webcam", *args])
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("u2video: error:") and expected in lines[-1], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_virtual_camera_missing_says_how_to_get_one(tmp_path, u2netp_store):
+    """Without pyvirtualcam (CI) or without a loaded v4l2loopback: one line saying what to do."""
+    clip = write_clip(tmp_path / "clip.mp4", 5, (72, 96), 30, audio=False)
+    result = CliRunner().invoke(app, ["webcam", "--source", str(clip), "--input-size", "64"])
+    assert result.exit_code == 5, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("u2video: error:") and ("pip install" in last or "v4l2loopback" in last)
+    assert "--no-virtual" in last

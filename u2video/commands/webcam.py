@@ -1,0 +1,61 @@
+"""`u2video webcam`: a live camera with its background removed or replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..terminal import TerminalReporter
+from .options import (CrfOpt, DeviceOpt, Fp16Opt, InputSizeOpt, ModelOpt, OverwriteOpt, RefineOpt, RuntimeOpt,
+                      SmoothOpt, configs)
+
+
+def webcam(
+    source: Annotated[Optional[str], typer.Option(
+        "--source", "-s", show_default=False,
+        help="A camera index (0) or device (/dev/video0), or a video file or stream URL played at its real rate.  "
+        "[default: the default camera]")] = None,
+    background: Annotated[Optional[str], typer.Option(
+        "--background", "-b", show_default=False,
+        help="blur[:STRENGTH], a colour (name or #RRGGBB), an image or a video, as for `replace`.  [default: blur]")] = None,
+    keep_alpha: Annotated[bool, typer.Option(
+        "--keep-alpha", help="Send the cut-out with alpha (RGBA) instead of a background, for sinks that take it.")] = False,
+    virtual: Annotated[bool, typer.Option(
+        "--virtual/--no-virtual", help="Send to a virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS elsewhere).")] = True,
+    virtual_device: Annotated[Optional[str], typer.Option(
+        "--virtual-device", show_default=False, help="Which virtual camera, e.g. /dev/video10.  [default: the first]")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Show the output in a window (q or Esc stops).")] = False,
+    record: Annotated[Optional[Path], typer.Option(
+        "--record", show_default=False, help="Also write the output to this file (.mp4; .mov or .webm with --keep-alpha).")] = None,
+    duration: Annotated[Optional[float], typer.Option(
+        "--duration", min=0, show_default=False, help="Stop after this many seconds.  [default: until Ctrl-C or the end of a file]")] = None,
+    stats_json: Annotated[Optional[Path], typer.Option(
+        "--stats-json", show_default=False, help="Write the stats (fps, drops, latency per frame) to this JSON file.")] = None,
+    model: ModelOpt = None,
+    input_size: InputSizeOpt = None,
+    device: DeviceOpt = None,
+    fp16: Fp16Opt = None,
+    runtime: RuntimeOpt = None,
+    smooth: SmoothOpt = None,
+    refine: RefineOpt = None,
+    crf: CrfOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Remove or replace the background of a live camera and send it to a virtual camera, a
+    preview window and/or a recording; prints capture and processed fps, drops and latency.
+
+    Examples: u2video webcam; u2video webcam --source /dev/video2 -b beach.jpg --input-size 192;
+    u2video webcam --source clip.mp4 --no-virtual --record out.mp4 --stats-json stats.json
+    """
+    from ..api import live_model, webcam as run_webcam  # torch loads here, not for --help
+
+    _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
+        "replace", None, model=model, input_size=input_size, normalize=None, device=device, fp16=fp16,
+        batch=None, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, crf=crf)
+    if input_size is None:
+        model_cfg = live_model(model_cfg, device_cfg)
+    run_webcam(source, background=background, keep_alpha=keep_alpha, virtual=virtual, virtual_device=virtual_device,
+               preview=preview, record=record, duration=duration, model=model_cfg, device=device_cfg,
+               matte_config=matte_cfg, options=output_cfg, stats_json=stats_json, reporter=TerminalReporter())

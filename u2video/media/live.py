@@ -1,0 +1,211 @@
+"""Live frames: a camera, or a video file or stream played at its real rate, read on a thread
+of its own into a one-frame slot. Whoever processes frames always takes the newest one; a
+frame that was replaced before anyone took it is dropped and counted, so nothing queues up
+and latency cannot grow."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from ..errors import MediaError
+
+
+@dataclass
+class LiveFrame:
+    rgb: np.ndarray  # [H,W,3] uint8
+    index: int  # 0, 1, 2, ... in capture order (gaps are dropped frames)
+    captured: float  # time.monotonic() when it was read
+
+
+class LatestFrame:
+    """A one-frame slot between a producer and a consumer thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: LiveFrame | None = None
+        self._taken = True
+        self.captured = 0
+        self.dropped = 0  # frames replaced before anyone took them
+        self.closed = False
+        self.error: BaseException | None = None
+
+    def put(self, frame: LiveFrame) -> None:
+        with self._cond:
+            if not self._taken:
+                self.dropped += 1
+            self._frame, self._taken = frame, False
+            self.captured += 1
+            self._cond.notify_all()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """No more frames (the end of a file, or ``error``, raised to the consumer)."""
+        with self._cond:
+            self.closed, self.error = True, error
+            self._cond.notify_all()
+
+    def take(self, timeout: float | None = None) -> LiveFrame | None:
+        """The newest frame not taken yet; waits for one. None once closed and empty, or after
+        ``timeout`` seconds without a frame. Raises the producer's error."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._taken or self.closed, timeout)
+            if not self._taken:
+                self._taken = True
+                return self._frame
+            if self.error is not None:
+                raise self.error
+            return None  # closed, or nothing new within the timeout
+
+
+class LiveSource:
+    """Reads frames on a thread into a ``LatestFrame``. Use as a context manager; ``slot``
+    gives the frames. ``width``, ``height`` and ``fps`` are known once it is open."""
+
+    def __init__(self, spec: str | None, retry_seconds: float = 5.0):
+        self.spec = spec
+        self.retry_seconds = retry_seconds
+        self.slot = LatestFrame()
+        self._stop = threading.Event()
+        self._reader = _open(spec)
+        self.width, self.height, self.fps = self._reader.width, self._reader.height, self._reader.fps
+        self.description = self._reader.description
+        self._thread = threading.Thread(target=self._run, name="u2video-capture", daemon=True)
+
+    def __enter__(self) -> "LiveSource":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
+        self._reader.release()
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                rgb = self._reader.read()
+                if rgb is None:
+                    if self._reader.finite:
+                        break  # the end of a file
+                    rgb = self._reconnect()
+                    if rgb is None:
+                        raise MediaError(f"{self.description} stopped sending frames and did not come back "
+                                         f"within {self.retry_seconds:g} s: check the cable or the device")
+                self.slot.put(LiveFrame(rgb, index, time.monotonic()))
+                index += 1
+            self.slot.close()
+        except BaseException as e:  # handed to the consumer
+            self.slot.close(e)
+
+    def _reconnect(self) -> np.ndarray | None:
+        """A camera that stopped (unplugged, busy): reopen it until ``retry_seconds`` pass."""
+        deadline = time.monotonic() + self.retry_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self._reader.release()
+            time.sleep(0.5)
+            try:
+                self._reader = _open(self.spec)
+            except MediaError:
+                continue
+            rgb = self._reader.read()
+            if rgb is not None:
+                return rgb
+        return None
+
+
+class _Camera:
+    """A camera through OpenCV (V4L2 on Linux): an index or a device path."""
+
+    finite = False
+
+    def __init__(self, spec: str | None):
+        target: int | str = 0 if spec is None else (int(spec) if spec.isdigit() else spec)
+        self.description = f"camera {target}"
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our message says it better
+        try:
+            self._capture = cv2.VideoCapture(target)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise MediaError(f"cannot open {self.description}: check that it is plugged in and not used by "
+                             "another program, or give another --source (an index, /dev/videoN, or a video file)")
+        ok, bgr = self._capture.read()
+        if not ok or bgr is None:
+            self._capture.release()
+            raise MediaError(f"{self.description} opened but sends no frames: it may be busy in another program")
+        self._first: np.ndarray | None = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self.height, self.width = self._first.shape[:2]
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 30.0) or 30.0
+
+    def read(self) -> np.ndarray | None:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        ok, bgr = self._capture.read()
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
+
+    def release(self) -> None:
+        self._capture.release()
+
+
+class _Playback:
+    """A video file or stream URL decoded with PyAV and released at its own timestamps, as a
+    camera would deliver it."""
+
+    def __init__(self, spec: str):
+        self.description = spec
+        self.finite = "://" not in spec
+        try:
+            self._container = av.open(spec)
+        except (av.FFmpegError, OSError) as e:
+            raise MediaError(f"cannot open {spec} as a video ({e}): give a camera index, a device, "
+                             "a video file or a stream URL") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise MediaError(f"{spec} has no video stream: give a video file")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._frames = self._container.decode(stream)
+        self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
+        self._start: float | None = None  # monotonic time of the first frame
+        self._first_time = 0.0
+
+    def read(self) -> np.ndarray | None:
+        try:
+            frame = next(self._frames)
+        except (StopIteration, av.FFmpegError):
+            return None
+        seconds = float(frame.time) if frame.time is not None else 0.0
+        now = time.monotonic()
+        if self._start is None:
+            self._start, self._first_time = now, seconds
+        delay = self._start + (seconds - self._first_time) - now
+        if delay > 0:
+            time.sleep(delay)  # a file is released at its real rate, like a camera
+        return frame.to_ndarray(format="rgb24")
+
+    def release(self) -> None:
+        self._container.close()
+
+
+def _open(spec: str | None) -> _Camera | _Playback:
+    if spec is None or spec.isdigit() or spec.startswith("/dev/"):
+        return _Camera(spec)
+    if "://" not in spec and not Path(spec).is_file():
+        raise MediaError(f"{spec} does not exist: give a camera index (0), a device (/dev/video0), "
+                         "a video file or a stream URL")
+    return _Playback(spec)
