@@ -150,3 +150,62 @@ def test_virtual_camera_missing_says_how_to_get_one(tmp_path, u2netp_store):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("u2video: error:") and ("pip install" in last or "v4l2loopback" in last)
     assert "--no-virtual" in last
+
+
+def test_a_camera_that_stops_is_opened_again(tmp_path):
+    """OpenCV reads the clip as a camera that stops at its end: the source reopens it and the
+    frame numbers go on past the clip's length."""
+    from u2video.media.live import Camera
+
+    clip = write_clip(tmp_path / "cam.mp4", 10, (48, 64), 30, audio=False)
+    with LiveSource(str(clip), retry_seconds=3, opener=Camera) as source:
+        deadline = time.monotonic() + 10
+        newest = -1
+        while newest < 15 and time.monotonic() < deadline:
+            frame = source.slot.take(timeout=5)
+            assert frame is not None and frame.index > newest
+            newest = frame.index
+    assert newest >= 15
+
+
+def test_a_camera_that_does_not_come_back_ends_with_a_message(tmp_path):
+    from u2video.errors import MediaError
+    from u2video.media.live import Camera
+
+    clip = write_clip(tmp_path / "cam.mp4", 10, (48, 64), 30, audio=False)
+    with LiveSource(str(clip), retry_seconds=1, opener=Camera) as source:
+        clip.unlink()  # unplugged: it can't be opened again once it stops
+        started = time.monotonic()
+        with pytest.raises(MediaError, match="did not come back within 1 s"):
+            while source.slot.take(timeout=5) is not None:
+                pass
+        assert time.monotonic() - started < 4
+
+
+def test_ctrl_c_ends_the_session_and_keeps_the_recording(tmp_path, u2netp_store):
+    """A real SIGINT to a running `u2video webcam`: exit 0, the recording finished and playable,
+    the stats written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    clip = write_clip(tmp_path / "clip.mp4", 300, (72, 96), 30, audio=False)
+    out, stats_path, log = tmp_path / "live.mp4", tmp_path / "stats.json", tmp_path / "log.txt"
+    env = dict(os.environ, U2NET_HOME=str(u2netp_store))
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "u2video", "webcam", "--source", str(clip), "--no-virtual",
+                                 "--record", str(out), "--stats-json", str(stats_path), "--input-size", "64"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+        deadline = time.monotonic() + 30
+        while "background" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # a couple of seconds of frames
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0, log.read_text()
+    stats = json.loads(stats_path.read_text())
+    assert 10 < stats["processed"] and stats["captured"] < 250  # stopped early, mid-clip
+    with av.open(str(out)) as c:
+        assert len(list(c.decode(video=0))) == stats["processed"]
+    assert "latency p50" in log.read_text() and "Traceback" not in log.read_text()
+    assert not list(tmp_path.glob(".*part*"))

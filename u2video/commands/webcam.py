@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import (CrfOpt, DeviceOpt, Fp16Opt, InputSizeOpt, ModelOpt, OverwriteOpt, RefineOpt, RuntimeOpt,
-                      SmoothOpt, configs)
+from .options import CrfOpt, DeviceOpt, Fp16Opt, ModelOpt, OverwriteOpt, RuntimeOpt, configs
 
 
 def webcam(
@@ -34,12 +33,20 @@ def webcam(
     stats_json: Annotated[Optional[Path], typer.Option(
         "--stats-json", show_default=False, help="Write the stats (fps, drops, latency per frame) to this JSON file.")] = None,
     model: ModelOpt = None,
-    input_size: InputSizeOpt = None,
+    input_size: Annotated[Optional[int], typer.Option(
+        "--input-size", min=32, max=2048, show_default=False,
+        help="Square size the network sees (multiple of 32): smaller is faster and coarser.  "
+        "[default: 320 on CUDA, 128 on the CPU]")] = None,
     device: DeviceOpt = None,
     fp16: Fp16Opt = None,
     runtime: RuntimeOpt = None,
-    smooth: SmoothOpt = None,
-    refine: RefineOpt = None,
+    smooth: Annotated[Optional[int], typer.Option(
+        "--smooth", min=0, max=15, show_default=False,
+        help="Smoothing over this many past frames, then the hold that keeps still areas steady (0: off).  "
+        "[default: 3]")] = None,
+    refine: Annotated[Optional[bool], typer.Option(
+        "--refine/--no-refine", show_default=False,
+        help="Edges guided by the full-resolution frame.  [default: refine]")] = None,
     crf: CrfOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -49,13 +56,15 @@ def webcam(
     Examples: u2video webcam; u2video webcam --source /dev/video2 -b beach.jpg --input-size 192;
     u2video webcam --source clip.mp4 --no-virtual --record out.mp4 --stats-json stats.json
     """
-    from ..api import live_model, webcam as run_webcam  # torch loads here, not for --help
+    from ..api import LIVE_MATTE, live_model, webcam as run_webcam  # torch loads here, not for --help
+    from ..config import with_flags
 
-    _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
+    _, model_cfg, device_cfg, output_cfg, _ = configs(
         "replace", None, model=model, input_size=input_size, normalize=None, device=device, fp16=fp16,
-        batch=None, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, crf=crf)
+        batch=None, runtime=runtime, smooth=None, refine=None, overwrite=overwrite or None, crf=crf)
     if input_size is None:
         model_cfg = live_model(model_cfg, device_cfg)
     run_webcam(source, background=background, keep_alpha=keep_alpha, virtual=virtual, virtual_device=virtual_device,
                preview=preview, record=record, duration=duration, model=model_cfg, device=device_cfg,
-               matte_config=matte_cfg, options=output_cfg, stats_json=stats_json, reporter=TerminalReporter())
+               matte_config=with_flags(LIVE_MATTE, smooth=smooth, refine=refine), options=output_cfg,
+               stats_json=stats_json, reporter=TerminalReporter())

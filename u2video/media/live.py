@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import av
 import cv2
@@ -67,12 +69,13 @@ class LiveSource:
     """Reads frames on a thread into a ``LatestFrame``. Use as a context manager; ``slot``
     gives the frames. ``width``, ``height`` and ``fps`` are known once it is open."""
 
-    def __init__(self, spec: str | None, retry_seconds: float = 5.0):
+    def __init__(self, spec: str | None, retry_seconds: float = 5.0, opener: Callable[[str | None], Reader] | None = None):
         self.spec = spec
         self.retry_seconds = retry_seconds
         self.slot = LatestFrame()
         self._stop = threading.Event()
-        self._reader = _open(spec)
+        self._open = opener or open_reader  # called again to reconnect
+        self._reader = self._open(spec)
         self.width, self.height, self.fps = self._reader.width, self._reader.height, self._reader.fps
         self.description = self._reader.description
         self._thread = threading.Thread(target=self._run, name="u2video-capture", daemon=True)
@@ -115,7 +118,7 @@ class LiveSource:
             self._reader.release()
             time.sleep(0.5)
             try:
-                self._reader = _open(self.spec)
+                self._reader = self._open(self.spec)
             except MediaError:
                 continue
             rgb = self._reader.read()
@@ -124,8 +127,22 @@ class LiveSource:
         return None
 
 
-class _Camera:
-    """A camera through OpenCV (V4L2 on Linux): an index or a device path."""
+class Reader(Protocol):
+    width: int
+    height: int
+    fps: float
+    finite: bool  # a file ends; a camera that stops is reconnected
+    description: str
+
+    def read(self) -> np.ndarray | None:
+        """The next frame [H,W,3] uint8 RGB, or None (the end, or a camera that stopped)."""
+
+    def release(self) -> None: ...
+
+
+class Camera:
+    """A camera through OpenCV (V4L2 on Linux): an index or a device path (or anything else
+    OpenCV's VideoCapture opens, read as a camera that never ends)."""
 
     finite = False
 
@@ -161,7 +178,7 @@ class _Camera:
         self._capture.release()
 
 
-class _Playback:
+class Playback:
     """A video file or stream URL decoded with PyAV and released at its own timestamps, as a
     camera would deliver it."""
 
@@ -202,10 +219,11 @@ class _Playback:
         self._container.close()
 
 
-def _open(spec: str | None) -> _Camera | _Playback:
+def open_reader(spec: str | None) -> Reader:
+    """None, an index or /dev/... -> Camera; a file or URL -> Playback."""
     if spec is None or spec.isdigit() or spec.startswith("/dev/"):
-        return _Camera(spec)
+        return Camera(spec)
     if "://" not in spec and not Path(spec).is_file():
         raise MediaError(f"{spec} does not exist: give a camera index (0), a device (/dev/video0), "
                          "a video file or a stream URL")
-    return _Playback(spec)
+    return Playback(spec)
