@@ -10,8 +10,8 @@ and what the smaller sizes cost in quality.
    blurred image is still) on the webcam clips in ../shared/media, every frame processed with
    the same live settings; and the mean |α − α₃₂₀| ×1e3 against per-frame mattes at 320², the
    network's trained size.
-3. ``--picture PATH``: one frame of the demo clip, cut out at 320² per frame and at the first
-   setting that reaches the target, side by side over grey.
+3. ``--picture PATH``: one frame of the demo clip, cut out at 320² per frame and with the live
+   defaults on the CPU, side by side over grey (the README's samples/live-quality.png).
 
 Run:  U2NET_HOME=/path/to/models python benchmarks/webcam.py [--sizes 320,256,192,160,128] [--seconds 10]
 """
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from u2video.alpha import MatteStage
+from u2video.api import LIVE_CPU_INPUT_SIZE, LIVE_MATTE
 from u2video.backgrounds import parse_background
 from u2video.compose import Compositor
 from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
@@ -84,6 +85,21 @@ def live_mattes(frames: np.ndarray, preds: torch.Tensor, config: MatteConfig) ->
     return np.stack(out)
 
 
+def picture(path: Path) -> None:
+    """The last of 8 demo-clip frames cut out at 320² per frame and with the live defaults on the
+    CPU (every frame through the matte step), side by side over grey."""
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = decode(str(write_clip(Path(tmp) / "clip.mp4", 8, (480, 640), 30, audio=False)))
+    panels = []
+    for label, size, config in [("320, per frame", 320, SETTINGS["per-frame"]),
+                                (f"{LIVE_CPU_INPUT_SIZE}, live defaults", LIVE_CPU_INPUT_SIZE, LIVE_MATTE)]:
+        alpha = live_mattes(frames, predictions(frames, segmenter(size)), config)[-1][..., None]
+        panel = (frames[-1] * alpha + 128 * (1 - alpha)).astype(np.uint8)
+        cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
+        panels.append(panel)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(panels, axis=1), cv2.COLOR_RGB2BGR))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="320,256,192,160,128")
@@ -121,19 +137,9 @@ def main() -> None:
                 print(f"{size:>5} {name:<18} flicker " + " ".join(f"{f:6.3f}" for f in flicker)
                       + "   distance " + " ".join(f"{d:5.1f}" for d in distance), flush=True)
 
-        if args.picture:
-            chosen = next((k for k, r in results["speed"].items() if r["processed_fps"] >= 12 and r["p95_ms"] <= 150), None)
-            with tempfile.TemporaryDirectory() as tmp2:
-                frames = decode(str(write_clip(Path(tmp2) / "still.mp4", 8, (480, 640), 30, audio=False)))
-            panels = []
-            for label, size, config in [("320 per frame", 320, SETTINGS["per-frame"])] + (
-                    [(chosen, int(chosen.split()[0]), SETTINGS[chosen.split(" ", 1)[1]])] if chosen else []):
-                alpha = live_mattes(frames, predictions(frames, segmenter(size)), config)[-1][..., None]
-                panel = (frames[-1] * alpha + 128 * (1 - alpha)).astype(np.uint8)
-                cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
-                panels.append(panel)
-            cv2.imwrite(str(args.picture), cv2.cvtColor(np.concatenate(panels, axis=1), cv2.COLOR_RGB2BGR))
-            print(f"\nwrote {args.picture}")
+    if args.picture:
+        picture(args.picture)
+        print(f"\nwrote {args.picture}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
