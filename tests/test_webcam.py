@@ -210,3 +210,49 @@ def test_ctrl_c_ends_the_session_and_keeps_the_recording(tmp_path, u2netp_store)
         assert len(list(c.decode(video=0))) == stats["processed"]
     assert "latency p50" in log.read_text() and "Traceback" not in log.read_text()
     assert not list(tmp_path.glob(".*part*"))
+
+
+class _RecordingBackend:
+    """A pyvirtualcam backend (its plugin interface) that keeps what it is sent, standing in for
+    v4l2loopback/OBS, which need a kernel module or an app."""
+
+    frames: list = []
+    fourcc = None
+    closed = 0
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        _RecordingBackend.frames, _RecordingBackend.fourcc = [], fourcc
+
+    def send(self, frame):
+        _RecordingBackend.frames.append(frame.copy())
+
+    def close(self):
+        _RecordingBackend.closed += 1
+
+    def device(self):
+        return "test-device"
+
+    def native_fourcc(self):
+        return None
+
+
+@pytest.mark.parametrize("keep_alpha", [False, True])
+def test_frames_reach_the_virtual_camera(keep_alpha, tmp_path, u2netp_store):
+    pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="needs the webcam extra (pip install -e '.[webcam]')")
+    pyvirtualcam.register_backend("u2video-test", _RecordingBackend)
+    try:
+        clip = write_clip(tmp_path / "clip.mp4", 10, (48, 64), 10, audio=False)
+        closed = _RecordingBackend.closed
+        stats = u2video.webcam(str(clip), keep_alpha=keep_alpha, virtual_device="test-device",
+                               model=ModelConfig(input_size=64), device=DeviceConfig(DeviceKind.CPU))
+    finally:
+        pyvirtualcam.camera.BACKENDS.pop("u2video-test", None)
+    frames = _RecordingBackend.frames  # pyvirtualcam hands its backends flat arrays
+    channels = 4 if keep_alpha else 3
+    assert len(frames) == stats.processed >= 5
+    assert all(f.shape == (48 * 64 * channels,) and f.dtype == np.uint8 for f in frames)
+    fmt = pyvirtualcam.PixelFormat.RGBA if keep_alpha else pyvirtualcam.PixelFormat.RGB
+    assert _RecordingBackend.fourcc == int.from_bytes(fmt.value.encode(), "little")  # RGB24 or RGBA as asked
+    last = frames[-1].reshape(48, 64, channels)
+    assert last[..., :3].std() > 5  # a picture, not a blank frame
+    assert _RecordingBackend.closed == closed + 1  # released at the end
