@@ -256,3 +256,34 @@ def test_frames_reach_the_virtual_camera(keep_alpha, tmp_path, u2netp_store):
     last = frames[-1].reshape(48, 64, channels)
     assert last[..., :3].std() > 5  # a picture, not a blank frame
     assert _RecordingBackend.closed == closed + 1  # released at the end
+
+
+@pytest.mark.parametrize("module", ["u2video.api", "u2video.live", "u2video.backgrounds", "u2video.media.source"])
+def test_opencv_loads_before_pyav(module):
+    """With PyAV's libraries loaded first, OpenCV's Qt hangs when the preview opens its window."""
+    import subprocess
+    import sys
+
+    code = f"import {module}, sys; m = list(sys.modules); print(m.index('cv2') < m.index('av'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_preview_window_on_a_virtual_screen(tmp_path, u2netp_store):
+    """Needs xvfb-run (Debian's xvfb); skipped where it is not installed."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("needs xvfb-run for a virtual screen")
+    clip = write_clip(tmp_path / "clip.mp4", 30, (72, 96), 30, audio=False)
+    stats_path = tmp_path / "stats.json"
+    env = dict(os.environ, U2NET_HOME=str(u2netp_store))
+    env.pop("DISPLAY", None)
+    out = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "u2video", "webcam", "--source", str(clip),
+                          "--no-virtual", "--preview", "--input-size", "64", "--stats-json", str(stats_path)],
+                         capture_output=True, text=True, timeout=90, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(stats_path.read_text())["processed"] >= 10

@@ -10,6 +10,8 @@ import math
 import re
 from pathlib import Path
 
+from . import media  # noqa: F401  (OpenCV before PyAV: see media/__init__.py)
+
 import av
 import av.filter
 import cv2
