@@ -164,7 +164,7 @@ def run_live(source: LiveSource, segmenter: Segmenter, matte: MatteStage, render
                     break
                 frames = torch.from_numpy(frame.rgb)[None]  # [1,H,W,3] uint8
                 preds = segmenter.predict_lowres(frames)  # [1,1,S,S]
-                done_frames, alpha, done = matte.push(frames, preds, [frame])  # past frames only: no delay
+                done_frames, alpha, _ = matte.push(frames, preds, [frame])  # past frames only: no delay
                 pixels = render(done_frames, alpha).cpu().numpy()[0]
                 for output in outputs:
                     output.send(pixels, frame)
