@@ -1,8 +1,6 @@
 """What runs the network: onnxruntime on the CPU (the default there) against PyTorch, and
 several batches in flight at once."""
 
-from pathlib import Path
-
 import cv2
 import pytest
 import torch

@@ -180,8 +180,7 @@ def _export(network: nn.Module) -> bytes:
     if key not in _EXPORTED:
         buffer = io.BytesIO()
         example = torch.zeros(1, 3, 64, 64)
-        # quiet: the TorchScript exporter warns that it is deprecated, and prints its graph when it fails
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
             warnings.simplefilter("ignore")
             torch.onnx.export(network.float().cpu().eval(), (example,), buffer, input_names=["image"],
                               output_names=["saliency"], opset_version=17, dynamo=False,
