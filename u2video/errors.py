@@ -32,3 +32,26 @@ class DeviceError(U2VideoError):
     """The requested device (e.g. CUDA) is not available."""
 
     exit_code = 5
+
+
+class OutputTaken(MediaError):
+    """The output path was taken by another file while this run wrote it; this run's result was
+    kept under another name (``kept``) and nothing was replaced."""
+
+    def __init__(self, target: object, kept: object):
+        super().__init__(f"{target} appeared while this run was writing it (another program or run?): nothing was "
+                         f"replaced, this run's output was kept as {kept}; compare them, or pass --overwrite")
+        self.target, self.kept = target, kept
+
+
+class FramesLost(MediaError):
+    """``--strict``: the output was written, but frames of the input could not be decoded."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP, or SIGINT) as an exception, so that a run stops the way it
+    does on Ctrl-C: the partial output is kept and reported. ``signum`` is the signal's number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

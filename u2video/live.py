@@ -23,6 +23,7 @@ import torch
 
 from .alpha import MatteStage
 from .errors import MediaError
+from .interrupts import uninterrupted
 from .media.live import LiveFrame, LiveSource
 from .media.writers import Sink
 from .pipeline import Render
@@ -37,7 +38,8 @@ class LiveOutput(Protocol):
         """pixels: [H,W,3] RGB or [H,W,4] RGBA uint8, for ``frame``."""
 
     def close(self, complete: bool) -> None:
-        """Release the device or finish the file; ``complete`` is False after an error."""
+        """Release the device or finish the file; ``complete`` is False after an error. A second
+        call does nothing."""
 
 
 @dataclass
@@ -87,7 +89,9 @@ class Recording:
     def __init__(self, sink: Sink, reporter: Reporter):
         self.sink = sink
         self.reporter = reporter
+        self.written: Path | None = None  # where the finished recording went
         self._t0: float | None = None
+        self._closed = False
 
     def send(self, pixels: np.ndarray, frame: LiveFrame) -> None:
         if self._t0 is None:
@@ -95,12 +99,17 @@ class Recording:
         self.sink.write(pixels, round((frame.captured - self._t0) / self.TIME_BASE))
 
     def close(self, complete: bool) -> None:
-        if complete and self.sink.frames:
-            self.sink.finish()
-            return
-        kept = self.sink.salvage()
-        self.reporter.warn(f"the recording was kept, finalised and playable, in {kept}" if kept
-                           else "nothing was recorded")
+        """Finish the file (``complete``) or keep what was recorded as a partial one; once."""
+        with uninterrupted():
+            if self._closed:
+                return
+            if complete and self.sink.frames:
+                self.written = self.sink.finish()
+            else:
+                kept = self.sink.salvage()
+                self.reporter.warn(f"the recording was kept, finalised and playable, in {kept}" if kept
+                                   else "nothing was recorded")
+            self._closed = True
 
 
 class Preview:

@@ -11,13 +11,15 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .alpha import MatteStage
 from .device import frame_loop_threads
-from .media.source import DecodedFrame, VideoSource
+from .interrupts import uninterrupted
+from .media.source import DecodedFrame, FrameLoss, VideoSource
 from .media.writers import Sink
 from .progress import Reporter
 from .segmenter import Segmenter
@@ -30,9 +32,9 @@ Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class RunStats:
-    frames: int
-    lost: int  # frames the decoder could not decode
-    damaged: int  # frames decoded with errors (concealed by the decoder), still written
+    frames: int  # frames written
+    loss: FrameLoss  # what the source could not decode
+    written: Path  # where the output went
 
 
 class _Stage(threading.Thread):
@@ -79,8 +81,9 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
               batch: int, reporter: Reporter) -> RunStats:
     """Process every frame of ``source`` into ``sink`` and finish it.
 
-    On any error or Ctrl-C the stages stop, the sink keeps what was written as a playable
-    partial output or removes it, ``reporter.warn`` says which, and the exception propagates.
+    On any error, Ctrl-C or stop signal (``errors.Interrupted``) the stages stop, the sink keeps
+    what was written as a playable partial output or removes it, ``reporter.warn`` says which,
+    and the exception propagates.
     """
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
@@ -132,23 +135,26 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
         encoder.join()
         if encoder.error is not None:
             raise encoder.error
-        sink.finish()
+        written = sink.finish()
     except BaseException:
-        bar.close()  # before the message, so it gets a line of its own
-        stop.set()
-        decoder.join(timeout=10)
-        encoder.join(timeout=30)  # it stops between frames; the sink is not touched while it runs
-        kept = sink.salvage() if not encoder.is_alive() else None
-        total = f" of {source.info.frames}" if source.info.frames else ""
-        if kept is not None:
-            reporter.warn(f"stopped after {sink.frames}{total} frames: those frames were kept, "
-                          f"finalised and playable, in {kept}")
-        else:
-            reporter.warn(f"stopped after {count}{total} frames: no partial output was kept")
+        with uninterrupted():  # a second Ctrl-C must not cut the partial output short
+            bar.close()  # before the message, so it gets a line of its own
+            stop.set()
+            decoder.join(timeout=10)
+            encoder.join(timeout=30)  # it stops between frames; the sink is not touched while it runs
+            kept = sink.salvage() if not encoder.is_alive() else None
+            total = f" of {source.info.frames}" if source.info.frames else ""
+            if sink.written is not None:
+                reporter.warn(f"stopped after the output was finished: all {count} frames are in {sink.written}")
+            elif kept is not None:
+                reporter.warn(f"stopped after {sink.frames}{total} frames: those frames were kept, "
+                              f"finalised and playable, in {kept}")
+            else:
+                reporter.warn(f"stopped after {count}{total} frames: no partial output was kept")
         raise
     finally:
         bar.close()
-    return RunStats(count, source.lost, source.damaged)
+    return RunStats(count, source.loss, written)
 
 
 def _batches(decoded: queue.Queue, stop: threading.Event, decoder: _Stage, size: int) -> Iterator[list[DecodedFrame]]:

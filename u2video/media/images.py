@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import MediaError
-from .files import atomic_output
+from .files import write_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 ALPHA_SUFFIXES = {".png", ".webp", ".tif", ".tiff"}  # formats that keep an alpha channel
@@ -50,8 +50,8 @@ def _jpeg_is_complete(data: bytes) -> bool:
         return False
 
 
-def write_image(path: Path, pixels: np.ndarray) -> None:
-    """Write [H,W] grey, [H,W,3] RGB or [H,W,4] RGBA uint8 to ``path`` (format from its extension), atomically."""
+def encode_image(path: Path, pixels: np.ndarray) -> bytes:
+    """[H,W] grey, [H,W,3] RGB or [H,W,4] RGBA uint8 -> the file bytes of ``path``'s format (its extension)."""
     if pixels.ndim == 3 and pixels.shape[2] == 4:
         bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)
     elif pixels.ndim == 3:
@@ -62,5 +62,11 @@ def write_image(path: Path, pixels: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix.lower(), bgr, params)
     if not ok:
         raise MediaError(f"could not encode {path.name} as {path.suffix}: use .png")
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+    return encoded.tobytes()
+
+
+def write_image(path: Path, pixels: np.ndarray, overwrite: bool = False) -> Path:
+    """Encode ``pixels`` (see ``encode_image``) and write them to ``path`` whole, replacing a file
+    there only with ``overwrite``. Returns where the image went: beside ``path`` under another
+    name if a file appeared there meanwhile (see ``files.check_published``)."""
+    return write_file(path, encode_image(path, pixels), overwrite)

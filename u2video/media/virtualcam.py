@@ -41,4 +41,6 @@ class VirtualCamera:
         self._camera.send(np.ascontiguousarray(pixels))
 
     def close(self, complete: bool) -> None:
-        self._camera.close()
+        if self._camera is not None:
+            self._camera.close()
+            self._camera = None

@@ -1,6 +1,9 @@
-"""Sinks: where processed frames go. Each writes to a temporary file beside its target and
-renames it into place in ``finish()``. If the run stops half-way, ``salvage()`` finalises what
-was written as a playable ``<name>.partial<ext>`` (or removes it) and says where it went."""
+"""Sinks: where processed frames go. Each writes to a hidden temporary file beside its target,
+laid out so that it plays up to its last frame at any moment (a fragmented MOV/MP4, Matroska
+clusters flushed as they close, one complete PNG per frame), and publishes it under the
+target's name in ``finish()`` without replacing anything unless asked to. If the run stops
+half-way, ``salvage()`` finalises what was written as a playable ``<name>.partial<ext>`` (or
+removes it) and says where it went."""
 
 from __future__ import annotations
 
@@ -16,20 +19,32 @@ import numpy as np
 
 from ..config import VideoFormat
 from ..errors import ConfigError, MediaError
+from ..interrupts import uninterrupted
 from ..presets import sequence_target
 from .audio import AudioCarrier, write_audio_files
-from .files import temp_beside
-from .images import write_image
+from .files import TempFile, is_abandoned, partial_names, publish, publish_output
+from .images import encode_image
+from .remux import remux
+
+# movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
+_FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
+_FRAGMENT_OPTIONS = {"movflags": "+frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1",
+                     "flush_packets": "1"}
+# Matroska writes a cluster when it closes: close them often, so a killed run loses little
+_MATROSKA_OPTIONS = {"cluster_time_limit": "250", "flush_packets": "1"}
 
 
 class Sink(Protocol):
     frames: int  # frames written so far
+    written: Path | None  # where finish() published the output (None until then)
+    audio_lost: list[tuple[float, float]]  # input seconds of audio left out as damaged
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
         """pixels: [H,W,4] RGBA, [H,W,3] RGB or [H,W] grey uint8; pts in the source stream's time_base."""
 
-    def finish(self) -> None:
-        """Flush, finalise and move the result to its target."""
+    def finish(self) -> Path:
+        """Flush, finalise and publish the result; returns where it went (OutputTaken if the
+        target was taken meanwhile: the result was kept under another name)."""
 
     def salvage(self) -> Path | None:
         """After a failure: keep what was written as a finalised partial output (returned), or
@@ -49,36 +64,44 @@ def output_size(width: int, height: int, fmt: VideoFormat, max_height: int | Non
     return width + width % even, height + height % even
 
 
-def partial_name(target: Path) -> Path:
-    """clip.mov -> clip.partial.mov (clip.partial-2.mov, ... if taken)."""
-    candidate = target.with_name(f"{target.stem}.partial{target.suffix}")
-    n = 2
-    while candidate.exists():
-        candidate = target.with_name(f"{target.stem}.partial-{n}{target.suffix}")
-        n += 1
-    return candidate
+def writing_options(fmt: VideoFormat) -> dict[str, str]:
+    """Muxer options while writing: a layout that plays up to the last frame if the process dies.
+    A fragmented MOV/MP4 gets the preset's own options (e.g. +faststart) when remuxed at the end."""
+    if fmt.container in _FRAGMENTED:
+        kept = {k: v for k, v in fmt.container_options.items() if k != "movflags"}
+        return {**kept, **_FRAGMENT_OPTIONS}
+    if fmt.container in ("matroska", "webm"):
+        return {**_MATROSKA_OPTIONS, **fmt.container_options}
+    return {**fmt.container_options, "flush_packets": "1"}
 
 
 class VideoSink:
     """Frames -> one video stream encoded in-process by PyAV, timestamps kept, with the source's
-    audio streams carried alongside (see ``AudioCarrier``)."""
+    audio streams carried alongside (see ``AudioCarrier``). ``overwrite``: ``finish()`` may
+    replace an existing target."""
 
     def __init__(self, target: Path, fmt: VideoFormat, width: int, height: int, rate: Fraction,
                  time_base: Fraction, source: Path | None = None, start: float | None = None,
-                 end: float | None = None, max_height: int | None = None):
+                 end: float | None = None, max_height: int | None = None, overwrite: bool = False):
         self.target = target
         self.fmt = fmt
         self.frames = 0
-        self._tmp = temp_beside(target)
+        self._overwrite = overwrite
         self._audio: AudioCarrier | None = None
+        self._closed = False  # the container is closed
+        self._settled = False  # published, kept as a partial output, or removed
+        self._temps: list[TempFile] = []  # the file being written, then its copy in the usual layout
+        self._written: Path | None = None  # where finish() published it
+        self._last_pts: int | None = None
+        self._video_started = False
         out_w, out_h = output_size(width, height, fmt, max_height)
         scaled = bool(max_height and height > max_height)
         self._pad = (0, 0) if scaled else (out_h - height, out_w - width)
         self._size_note = f"{out_w}x{out_h}" + (f" (scaled from {width}x{height})" if scaled else "") + (
             f" (padded from {width}x{height}: {fmt.pix_fmt} needs even sizes)" if any(self._pad) else "")
         try:
-            self._container = av.open(str(self._tmp), "w", format=fmt.container,
-                                      options=dict(fmt.container_options))
+            self._temps.append(TempFile(target, "part"))
+            self._container = av.open(str(self._tmp.path), "w", format=fmt.container, options=writing_options(fmt))
             stream = self._container.add_stream(fmt.codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
@@ -87,23 +110,24 @@ class VideoSink:
             if fmt.codec_tag:
                 stream.codec_context.codec_tag = fmt.codec_tag
             stream.codec_context.open()  # an impossible combination fails here, before decoding
+            self._stream = stream
+            self._time_base = time_base  # the frames' (the muxer may change the stream's, e.g. WebM's 1/1000)
+            # The header is written with the first video packet, not before (so audio waits for it):
+            # written before the encoder has produced a packet, HEVC tagged hvc1 fails in 1 of 5 runs
+            # ("not yet implemented in FFmpeg").
+            if source is not None:
+                self._audio = AudioCarrier(source, self._container, fmt, start, end)
         except (av.FFmpegError, ValueError) as e:
             self._drop()
             raise ConfigError(f"cannot encode {fmt.codec}/{fmt.pix_fmt} into {target.name} ({e}): "
                               "choose another output format or preset") from None
-        self._stream = stream
-        self._time_base = time_base  # the frames' (the muxer may change the stream's, e.g. WebM's 1/1000)
-        # The header is written with the first video packet, not before (so audio waits for it):
-        # written before the encoder has produced a packet, HEVC tagged hvc1 fails in 1 of 5 runs
-        # ("not yet implemented in FFmpeg").
-        if source is not None:
-            try:
-                self._audio = AudioCarrier(source, self._container, fmt, start, end)
-            except MediaError:
-                self._drop()
-                raise
-        self._last_pts: int | None = None
-        self._video_started = False
+        except BaseException:  # MediaError from the audio, or Ctrl-C: leave nothing behind
+            self._drop()
+            raise
+
+    @property
+    def _tmp(self) -> TempFile:
+        return self._temps[-1]
 
     def describe(self) -> str:
         audio = self._audio.describe() if self._audio else ""
@@ -134,6 +158,7 @@ class VideoSink:
             raise MediaError(f"could not write {self.target} ({e.strerror or e}): check free space") from None
 
     def _close(self, all_audio: bool) -> None:
+        self._closed = True  # whatever happens next, the container is not written to again
         self._mux(self._stream.encode(None))
         if self._audio:
             if all_audio:
@@ -141,46 +166,114 @@ class VideoSink:
             else:  # a partial file: audio as far as the video goes
                 self._audio.write_until(float((self._last_pts or 0) * self._time_base), lead=0)
                 self._audio.close()
-        self._container.close()
+        try:
+            self._container.close()
+        except OSError as e:
+            raise MediaError(f"could not write {self.target} ({e.strerror or e}): check free space") from None
 
-    def finish(self) -> None:
-        self._close(all_audio=True)
-        os.replace(self._tmp, self.target)
+    def _normal_layout(self) -> None:
+        """A fragmented MOV/MP4 copied into the usual layout (one index; at the front with the
+        preset's +faststart), which every editor reads."""
+        if self.fmt.container not in _FRAGMENTED or self._tmp.role != "part":
+            return  # not fragmented, or copied already
+        fragmented = self._tmp
+        self._temps.append(TempFile(self.target))
+        try:
+            remux(fragmented.path, self._tmp.path, self.fmt.container, self.fmt.container_options)
+        except BaseException as e:
+            self._temps.pop().discard()
+            if isinstance(e, (av.FFmpegError, OSError)):
+                raise MediaError(f"could not finish {self.target} ({getattr(e, 'strerror', None) or e}): "
+                                 "check free space") from None
+            raise
+        self._discard_older()
+
+    def _discard_older(self) -> None:
+        """Remove every temporary file but the newest (a no-op for those already gone)."""
+        for temp in self._temps[:-1]:
+            temp.discard()
+
+    @property
+    def written(self) -> Path | None:
+        """Where ``finish()`` published the output (None until then)."""
+        return self._written
+
+    @property
+    def audio_lost(self) -> list[tuple[float, float]]:
+        return self._audio.lost if self._audio else []
+
+    def finish(self) -> Path:
+        with uninterrupted():  # a stop signal waits until the output is published
+            if self._written is None:
+                if not self._closed:
+                    self._close(all_audio=True)
+                self._normal_layout()
+                self._written = publish_output(self._tmp.path, self.target, self._overwrite)
+            self._tmp.release()
+            self._discard_older()
+            self._settled = True
+            return self._written
 
     def salvage(self) -> Path | None:
-        if self.frames:
-            try:
-                self._close(all_audio=False)
-                kept = partial_name(self.target)
-                os.replace(self._tmp, kept)
-                return kept
-            except Exception:  # could not finalise (disk full, broken encoder): keep nothing
-                pass
-        self._drop()
-        return None
+        with uninterrupted():
+            if self._settled or self._written is not None:
+                self._discard_older()
+                return None
+            self._settled = True
+            if self.frames:
+                try:
+                    if not self._closed:
+                        self._close(all_audio=False)
+                    try:
+                        self._normal_layout()
+                    except MediaError:
+                        pass  # no room to copy it: the fragmented file plays as it is
+                    names = partial_names(self.target)
+                    kept = publish(self._tmp.path, next(names), False, names)
+                    self._tmp.release()
+                    self._discard_older()
+                    return kept
+                except Exception:  # could not finalise (disk full, broken encoder): keep nothing
+                    pass
+            self._drop()
+            return None
 
     def _drop(self) -> None:
-        for closing in (getattr(self, "_audio", None), getattr(self, "_container", None)):
-            try:
-                if closing is not None:
-                    closing.close()
-            except Exception:  # already broken; removing the file is what matters
-                pass
-        self._tmp.unlink(missing_ok=True)
+        with uninterrupted():
+            for closing in (getattr(self, "_audio", None), getattr(self, "_container", None)):
+                try:
+                    if closing is not None:
+                        closing.close()
+                except Exception:  # already broken; removing the file is what matters
+                    pass
+            for temp in self._temps:
+                temp.discard()
+            self._settled = True
 
 
 class PngSequenceSink:
     """One PNG per frame (RGBA, RGB or grey), numbered from 0, into a folder or a %d pattern,
-    and the source's audio as WAV files beside them. Each PNG is written atomically, so the
-    frames written before a failure are complete and are kept."""
+    and the source's audio as WAV files beside them. Each PNG is written whole and then
+    published, so the frames written before a failure are complete and are kept. A locked
+    marker file in the folder tells other runs (and a later one, if this one dies) that a
+    sequence is being written there."""
 
     def __init__(self, target: Path, source: Path | None = None, fmt: VideoFormat | None = None,
-                 start: float | None = None, end: float | None = None, max_height: int | None = None):
+                 start: float | None = None, end: float | None = None, max_height: int | None = None,
+                 overwrite: bool = False):
         self.folder, self.pattern = sequence_target(target)
         self.folder.mkdir(parents=True, exist_ok=True)
+        if any(is_sequence_marker(p) and not is_abandoned(p) for p in self.folder.iterdir()):
+            raise ConfigError(f"another u2video run is writing into {self.folder} now: wait for it to end, "
+                              "or choose another folder")
+        self._marker = TempFile(self.folder / "sequence", "run")
+        self._marker.path.write_text(f"u2video (process {os.getpid()}) is writing a PNG sequence into this folder\n")
         self._audio_args = (source, fmt, start, end)
         self._max_height = max_height
+        self._overwrite = overwrite
+        self._finished = False
         self.frames = 0
+        self.audio_lost: list[tuple[float, float]] = []
 
     def describe(self) -> str:
         return f"{self.folder / self.pattern}: PNG frames, audio as WAV beside them if the input has any"
@@ -190,12 +283,32 @@ class PngSequenceSink:
         if self._max_height and height > self._max_height:
             size = (max(1, round(width * self._max_height / height)), self._max_height)
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        write_image(self.folder / (self.pattern % self.frames), pixels)
+        target = self.folder / (self.pattern % self.frames)
+        tmp = TempFile(target)
+        try:
+            tmp.path.write_bytes(encode_image(target, pixels))
+            publish(tmp.path, target, self._overwrite)
+        except FileExistsError:
+            raise MediaError(f"{target} appeared while this run was writing the sequence (another program "
+                             f"writing into {self.folder}?): stopped; pass --overwrite, or choose an empty folder") from None
+        except OSError as e:
+            raise MediaError(f"could not write {target} ({e.strerror or e}): check free space") from None
+        finally:
+            tmp.discard()
         self.frames += 1
 
-    def finish(self) -> None:
+    @property
+    def written(self) -> Path | None:
+        return self.folder if self._finished else None
+
+    def finish(self) -> Path:
+        with uninterrupted():
+            return self._finish()
+
+    def _finish(self) -> Path:
         source, fmt, start, end = self._audio_args
-        audio = write_audio_files(source, self.folder, fmt, start, end) if source and fmt else []
+        audio, self.audio_lost = (write_audio_files(source, self.folder, fmt, start, end, self._overwrite)
+                                  if source and fmt else ([], []))
         # what an earlier run left here under the same names (with --overwrite) is not ours any more
         frame = re.compile("^" + re.sub(r"%0?\d*d", r"(\\d+)", re.escape(self.pattern)) + "$")
         for path in self.folder.iterdir():
@@ -204,6 +317,15 @@ class PngSequenceSink:
             stale_audio = re.fullmatch(r"audio(-\d+)?\.wav", path.name) is not None and path not in audio
             if stale_frame or stale_audio:
                 path.unlink()
+        self._marker.discard()
+        self._finished = True
+        return self.folder
 
     def salvage(self) -> Path | None:
-        return self.folder if self.frames else None
+        with uninterrupted():
+            self._marker.discard()
+            return self.folder if self.frames and not self._finished else None
+
+
+def is_sequence_marker(path: Path) -> bool:
+    return path.name.startswith(".sequence.u2video-") and path.name.endswith(".run")
