@@ -23,10 +23,14 @@ import torch
 from .backgrounds import parse_background
 from .compose import Compositor, to_matte, to_rgba
 from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig
-from .errors import ConfigError, MediaError
-from .media.files import check_output, ensure_writable_dir
+from .errors import ConfigError, FramesLost, MediaError
+from .interrupts import uninterrupted
+from .media.audio import describe_audio_loss
+from .media.files import check_output, check_published, ensure_writable_dir
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
-from .media.source import VideoSource, is_video
+from .media.leftovers import recover_leftovers
+from .media.probe import MediaKind, probe
+from .media.source import FrameLoss, VideoSource
 from .media.writers import PngSequenceSink, Sink, VideoSink
 from .alpha import MatteStage
 from .pipeline import Render, run_video
@@ -45,10 +49,11 @@ class ImageJob:
 
 
 def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
-                options: OutputConfig, composite: bool = False) -> list[ImageJob]:
+                options: OutputConfig, composite: bool = False, reporter: Reporter | None = None) -> list[ImageJob]:
     """Expand folders, pair each input image with its output path, and check everything that
-    can be checked before the model loads (inputs exist, outputs are allowed and writable).
-    ``composite``: outputs are opaque composites (any image format; folders keep the input's)."""
+    can be checked before the model loads (inputs are images, outputs are allowed and writable).
+    ``composite``: outputs are opaque composites (any image format; folders keep the input's).
+    Files are judged by their content; folders contribute their files with image extensions."""
     if not inputs:
         raise ConfigError("no input given: name one or more images or folders")
     sources: list[Path] = []
@@ -58,10 +63,8 @@ def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
             if not found:
                 raise MediaError(f"folder {item} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             sources += found
-        elif not item.exists():
-            raise MediaError(f"{item} does not exist: check the path")
-        elif not is_image(item):
-            raise MediaError(f"{item} is not an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        elif probe(item) is MediaKind.VIDEO:
+            raise ConfigError(f"{item} is a video: give one video at a time, not mixed with other inputs")
         else:
             sources.append(item)
 
@@ -85,16 +88,42 @@ def plan_images(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
                     else "transparency (use .png or .webp, or --mask-only)")
             raise ConfigError(f"{job.target.name}: {job.target.suffix or 'no extension'} cannot hold {what}")
         check_output(job.target, sources, options.overwrite)
-    for folder in {job.target.parent for job in jobs}:
-        ensure_writable_dir(folder)
+    for folder in sorted({job.target.parent for job in jobs}):
+        prepare_output_folder(folder, reporter or SilentReporter())
     return jobs
 
 
-def _one_image(segmenter: Segmenter, job: ImageJob, render: Render) -> None:
+def prepare_output_folder(folder: Path, reporter: Reporter) -> None:
+    """Create ``folder`` if needed (and say so), prove it writable, and finish or remove what
+    runs that died there left behind (see ``media/leftovers.py``)."""
+    if ensure_writable_dir(folder):
+        reporter.info(f"created the folder {folder}")
+    recover_leftovers(folder, reporter)
+
+
+def _one_image(segmenter: Segmenter, job: ImageJob, render: Render, overwrite: bool) -> None:
     rgb = read_image(job.source)  # [H,W,3] uint8
     frames = torch.from_numpy(rgb)[None]  # [1,H,W,3]
     alpha = segmenter(frames)  # [1,1,H,W] f32 0..1
-    write_image(job.target, render(frames, alpha)[0].cpu().numpy())
+    check_published(job.target, write_image(job.target, render(frames, alpha)[0].cpu().numpy(), overwrite))
+
+
+def _is_one_video(inputs: list) -> bool:
+    """Whether ``inputs`` is a single video file, judged by its content (MediaError if it is
+    neither a video nor an image, saying what it holds)."""
+    return len(inputs) == 1 and not Path(inputs[0]).is_dir() and probe(Path(inputs[0])) is MediaKind.VIDEO
+
+
+def report_loss(loss: FrameLoss, name: str, written: int, strict: bool, reporter: Reporter,
+                audio_lost: list[tuple[float, float]] = ()) -> None:
+    """Warn about frames (and audio) the source lost to damage; with ``strict`` that is an error
+    (FramesLost, exit 3)."""
+    messages = ([loss.describe(name, written)] if loss else []) + (
+        [describe_audio_loss(name, list(audio_lost))] if audio_lost else [])
+    if strict and messages:
+        raise FramesLost(f"{'; '.join(messages)} (--strict)")
+    for message in messages:
+        reporter.warn(f"{message} (--strict makes this an error)")
 
 
 def process_video(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
@@ -107,34 +136,36 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     fmt = video_format(output, command, options.mask_only, options.format, options.crf)
     if fmt.sequence:
         folder, _ = sequence_target(output)
-        if folder.is_dir() and any(folder.iterdir()) and not options.overwrite:
+        prepare_output_folder(folder, reporter)
+        if any(folder.iterdir()) and not options.overwrite:
             raise ConfigError(f"{folder} is not empty: pass --overwrite to write into it, or choose an empty folder")
-        ensure_writable_dir(folder)
     else:
         check_output(output, [source], options.overwrite)
-        ensure_writable_dir(output.parent)
+        prepare_output_folder(output.parent, reporter)
 
     with VideoSource(source, options.start, options.end) as video:
         info = video.info
         # the sink first: an encoder or container that can't work fails before the model loads
         if fmt.sequence:
-            sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end, options.max_height)
+            sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end, options.max_height,
+                                         options.overwrite)
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
-                             source, options.start, options.end, options.max_height)
+                             source, options.start, options.end, options.max_height, options.overwrite)
         try:
             segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
+            reporter.info(segmenter.describe())
+            turned = f", turned {info.rotation}° upright" if info.rotation else ""
+            reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
+            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, device.batch, reporter)
         except BaseException:
-            sink.salvage()  # nothing written yet: this removes the temporary file
+            sink.salvage()  # stopped before the loop: removes the empty file (run_video settles it otherwise)
             raise
-        reporter.info(segmenter.describe())
-        turned = f", turned {info.rotation}° upright" if info.rotation else ""
-        reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
-        stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, device.batch, reporter)
-    if stats.lost or stats.damaged:
-        reporter.warn(f"{source.name} is damaged: {stats.lost} frame(s) could not be decoded and were "
-                      f"skipped, {stats.damaged} were decoded with errors; {stats.frames} frames were written")
-    return output
+    if not fmt.sequence:
+        check_published(output, stats.written)
+    reporter.info(f"wrote {stats.written} ({stats.frames} frames)")
+    report_loss(stats.loss, source.name, stats.frames, options.strict, reporter, sink.audio_lost)
+    return stats.written
 
 
 def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: ModelConfig = ModelConfig(),
@@ -163,11 +194,11 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
     """
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    if len(inputs) == 1 and is_video(Path(inputs[0])):
+    if _is_one_video(inputs):
         return [matte_video(inputs[0], output, model=model, device=device, options=options,
                             matte_config=matte_config, reporter=reporter)]
-    jobs = plan_images(inputs, output, options)
-    return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, reporter)
+    jobs = plan_images(inputs, output, options, reporter=reporter)
+    return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, options, reporter)
 
 
 def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike,
@@ -184,8 +215,8 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
     """
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    video = len(inputs) == 1 and is_video(Path(inputs[0]))
-    jobs = [] if video else plan_images(inputs, output, options, composite=True)
+    video = _is_one_video(inputs)
+    jobs = [] if video else plan_images(inputs, output, options, composite=True, reporter=reporter)
     backdrop = parse_background(background)
     note = f"background {backdrop.description}"
     try:
@@ -195,13 +226,13 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
                                   options=dataclasses.replace(options, mask_only=False),  # never a matte
                                   matte_config=matte_config,
                                   reporter=reporter, note=note)]
-        return _process_images(jobs, compositor, model, device, reporter, note)
+        return _process_images(jobs, compositor, model, device, options, reporter, note)
     finally:
         backdrop.close()
 
 
 def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,
-                    reporter: Reporter, note: str = "") -> list[Path]:
+                    options: OutputConfig, reporter: Reporter, note: str = "") -> list[Path]:
     segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter, workers=1)  # one at a time
     reporter.info(segmenter.describe())
     if note:
@@ -212,7 +243,7 @@ def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, de
     try:
         for job in jobs:
             try:
-                _one_image(segmenter, job, render)
+                _one_image(segmenter, job, render, options.overwrite)
                 written.append(job.target)
             except MediaError as e:
                 if len(jobs) == 1:
@@ -227,6 +258,8 @@ def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, de
     if failed:
         raise MediaError(f"{failed} of {len(jobs)} images could not be processed (see above); "
                          f"the other {len(written)} were written")
+    if len(jobs) == 1:
+        reporter.info(f"wrote {written[0]}")
     return written
 
 
@@ -257,7 +290,8 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
     ``keep_alpha`` to send RGBA. Outputs: the virtual camera (``virtual``, through pyvirtualcam),
     a ``preview`` window, and/or a ``record`` file written like ``replace`` (or ``matte`` with
     ``keep_alpha``) writes, in the format ``options`` give. Smoothing uses past frames only.
-    ``model`` None: u2netp at ``live_model``'s size for the device.
+    ``model`` None: u2netp at ``live_model``'s size for the device. A file source that turns
+    out damaged is reported as ``replace`` reports it (FramesLost with ``options.strict``).
     """
     from .live import LiveStats, Preview, Recording, run_live
     from .media.live import LiveSource
@@ -278,48 +312,59 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
         if fmt.sequence:
             raise ConfigError("--record writes a video file: give e.g. out.mp4, or out.mov with --keep-alpha")
         check_output(record, [], options.overwrite)
-        ensure_writable_dir(record.parent)
+        prepare_output_folder(record.parent, reporter)
     backdrop = None if keep_alpha else parse_background(background or "blur")
+    live: LiveSource | None = None
+    sink: VideoSink | None = None
+    recording: Recording | None = None
     outputs: list = []
+    stats = LiveStats()
+    completed = False
     try:
-        live = LiveSource(source)
-    except BaseException:
-        if backdrop is not None:
-            backdrop.close()
-        raise
-    try:
-        reporter.info(f"reading {live.description}: {live.width}x{live.height} at {live.fps:.3g} fps")
-        if record is not None:
-            sink = VideoSink(record, fmt, live.width, live.height, Fraction(live.fps).limit_denominator(1001),
-                             Recording.TIME_BASE, max_height=options.max_height)
-            outputs.append(Recording(sink, reporter))
-            reporter.info(f"recording {sink.describe()}")
-        if virtual:
-            camera = VirtualCamera(live.width, live.height, live.fps, alpha=keep_alpha, device=virtual_device)
-            outputs.append(camera)
-            reporter.info(f"sending to {camera.description}")
-        stats = LiveStats()
-        if preview:
-            outputs.append(Preview(stats))
-        segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter, workers=1)  # latency first
-        reporter.info(segmenter.describe())
-        if backdrop is not None:
-            reporter.info(f"background {backdrop.description}")
-        stage = MatteStage(matte_config, lookahead=False)
-        render: Render = Compositor(backdrop) if backdrop is not None else to_rgba
-    except BaseException:
-        for output in outputs:
-            output.close(False)
-        live.close()
-        if backdrop is not None:
-            backdrop.close()
-        raise
-    try:
-        run_live(live, segmenter, stage, render, outputs, reporter, duration, stats)
+        try:
+            live = LiveSource(source)
+            reporter.info(f"reading {live.description}: {live.width}x{live.height} at {live.fps:.3g} fps")
+            if record is not None:
+                sink = VideoSink(record, fmt, live.width, live.height, Fraction(live.fps).limit_denominator(1001),
+                                 Recording.TIME_BASE, max_height=options.max_height, overwrite=options.overwrite)
+                recording = Recording(sink, reporter)
+                outputs.append(recording)
+                reporter.info(f"recording {sink.describe()}")
+            if virtual:
+                outputs.append(VirtualCamera(live.width, live.height, live.fps, alpha=keep_alpha, device=virtual_device))
+                reporter.info(f"sending to {outputs[-1].description}")
+            if preview:
+                outputs.append(Preview(stats))
+            segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter, workers=1)  # latency first
+            reporter.info(segmenter.describe())
+            if backdrop is not None:
+                reporter.info(f"background {backdrop.description}")
+            stage = MatteStage(matte_config, lookahead=False)
+            render: Render = Compositor(backdrop) if backdrop is not None else to_rgba
+            run_live(live, segmenter, stage, render, outputs, reporter, duration, stats)
+            completed = True
+        except KeyboardInterrupt:
+            if not stats.processed:
+                raise  # before the first frame: nothing to keep, nothing is left
+            completed = True  # after it, Ctrl-C is how a session ends, wherever it lands
     finally:
-        if backdrop is not None:
-            backdrop.close()
+        # however the session ended, start-up included: each output closed once (run_live closes
+        # them when it gets that far), the recording finished, kept as a partial file or removed
+        with uninterrupted():
+            for output in outputs:
+                output.close(completed)
+            if sink is not None:
+                sink.salvage()  # made but not handed to its Recording yet; settled otherwise
+            if live is not None:
+                live.close()
+            if backdrop is not None:
+                backdrop.close()
     reporter.info(stats.line())
     if stats_json is not None:
         stats.write_json(Path(stats_json))
+    if recording is not None and recording.written is not None:
+        check_published(record, recording.written)
+        reporter.info(f"wrote {recording.written} ({recording.sink.frames} frames)")
+    if live.loss is not None:
+        report_loss(live.loss, live.description, stats.processed, options.strict, reporter)
     return stats

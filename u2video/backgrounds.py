@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, MediaError
-from .media.images import is_image, read_image
-from .media.source import VideoSource, is_video
+from .media.images import read_image
+from .media.probe import MediaKind, probe
+from .media.source import VideoSource
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -175,11 +176,11 @@ def parse_background(spec: str) -> Background:
             raise ConfigError(f"{spec!r}: blur strength must be a number, e.g. blur:20") from None
     path = Path(text)
     if path.is_file():
-        if is_image(path):
-            return ImageBackground(path)
-        if is_video(path):
-            return VideoBackground(path)
-        raise MediaError(f"background {path} is neither an image nor a video: give a .jpg/.png or a video")
+        try:
+            kind = probe(path)  # by content: any image or video FFmpeg reads
+        except MediaError as e:
+            raise MediaError(f"background {e}") from None
+        return ImageBackground(path) if kind is MediaKind.IMAGE else VideoBackground(path)
     rgb = parse_color(text)
     if rgb is not None:
         return ColorBackground(rgb, text)

@@ -139,6 +139,7 @@ class OutputConfig:
     crf: int | None = None  # constant-quality setting for H.264/H.265/VP9; None: the format's
     start: float | None = None  # seconds into the input where output starts (video)
     end: float | None = None  # seconds into the input where output ends (video)
+    strict: bool = False  # frames the input lost (damage, truncation) are an error, not a warning
 
     def __post_init__(self) -> None:
         if self.start is not None and self.start < 0:

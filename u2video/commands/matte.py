@@ -9,7 +9,7 @@ import typer
 
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
-                      OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
+                      OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
 def matte(
@@ -35,6 +35,7 @@ def matte(
     start: StartOpt = None,
     end: EndOpt = None,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Cut the subject out: video or images with alpha, or the grey matte. Audio is kept.
 
@@ -45,6 +46,6 @@ def matte(
 
     _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, runtime=runtime, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, start=start, end=end)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end)
     run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
               reporter=TerminalReporter())

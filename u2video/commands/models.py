@@ -10,13 +10,21 @@ from ..terminal import TerminalReporter
 
 
 def list_models() -> None:
-    """List the models: name, whether present and verified, and path in the store."""
+    """List the models: name, whether present and verified, and path in the store. Exits with
+    an error (4) if a file in the store is damaged."""
+    from ..errors import ModelError
     from ..model.weights import list_store, store_dir
 
     typer.echo(f"store: {store_dir()}  (set U2NET_HOME to move it; shared with rembg)")
+    damaged = []
     for entry in list_store():
         state = "ok" if entry.verified else ("BAD CHECKSUM" if entry.present else "missing")
         typer.echo(f"{entry.spec.name:<16} {state:<12} {entry.path}  - {entry.spec.description}")
+        if entry.present and not entry.verified:
+            damaged.append(entry.spec.name)
+    if damaged:
+        raise ModelError(f"{', '.join(damaged)} in the store failed the checksum: run `u2video models verify "
+                         f"{damaged[0]}` for what to do")
 
 
 def pull(

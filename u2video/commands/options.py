@@ -29,6 +29,9 @@ InputSizeOpt = Annotated[Optional[int], typer.Option(
 BatchOpt = Annotated[Optional[int], typer.Option(
     "--batch", min=1, max=256, show_default=False, help="Frames per network call.  [default: 1]")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+StrictOpt = Annotated[bool, typer.Option(
+    "--strict", help="Exit with an error (3) when the input turns out damaged or truncated and frames are "
+    "missing from the output (by default a warning says how many and where).")]
 NormalizationOpt = Annotated[Optional[Normalization], typer.Option(
     "--normalize", show_default=False,
     help="reference: the authors' per-image max and min-max (reproduces their masks); "

@@ -10,7 +10,7 @@ import typer
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, CrfOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
-                      NormalizationOpt, OverwriteOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
+                      NormalizationOpt, OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
 def replace(
@@ -39,6 +39,7 @@ def replace(
     start: StartOpt = None,
     end: EndOpt = None,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Put the subject on a new background: colour, image, video or blur. Audio is kept.
 
@@ -49,7 +50,7 @@ def replace(
 
     chosen, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
-        batch=batch, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, start=start, end=end, crf=crf, max_height=max_height)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, strict=strict or None, start=start, end=end, crf=crf, max_height=max_height)
     background = background or chosen.background
     if background is None:
         raise ConfigError("replace needs --background: a colour (e.g. white, #00b140), an image or video file, "

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import CrfOpt, DeviceOpt, Fp16Opt, ModelOpt, OverwriteOpt, RuntimeOpt, configs
+from .options import CrfOpt, DeviceOpt, Fp16Opt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
 
 
 def webcam(
@@ -49,6 +49,7 @@ def webcam(
         help="Edges guided by the full-resolution frame.  [default: refine]")] = None,
     crf: CrfOpt = None,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Remove or replace the background of a live camera and send it to a virtual camera, a
     preview window and/or a recording; prints capture and processed fps, drops and latency.
@@ -61,7 +62,7 @@ def webcam(
 
     _, model_cfg, device_cfg, output_cfg, _ = configs(
         "replace", None, model=model, input_size=input_size, normalize=None, device=device, fp16=fp16,
-        batch=None, runtime=runtime, smooth=None, refine=None, overwrite=overwrite or None, crf=crf)
+        batch=None, runtime=runtime, smooth=None, refine=None, overwrite=overwrite or None, strict=strict or None, crf=crf)
     if input_size is None:
         model_cfg = live_model(model_cfg, device_cfg)
     run_webcam(source, background=background, keep_alpha=keep_alpha, virtual=virtual, virtual_device=virtual_device,

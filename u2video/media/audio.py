@@ -7,7 +7,6 @@ as it is written (the muxer interleaves them) without holding the whole track in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +15,7 @@ import av
 
 from ..config import VideoFormat
 from ..errors import MediaError
-from .files import temp_beside
+from .files import TempFile, publish
 
 # Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
 _ACCEPTS: dict[str, set[str] | None] = {
@@ -37,13 +36,17 @@ class AudioCarrier:
     """Copies or transcodes audio streams of ``source`` into ``output``, trimmed like the video.
 
     ``streams``: which of the source's audio streams (indexes among its audio streams; None: all).
-    Call ``write_until(t)`` as video up to ``t`` seconds is written, then ``finish()``.
+    Call ``write_until(t)`` as video up to ``t`` seconds is written, then ``finish()``. Damaged
+    audio is not carried: a packet that does not decode (copied packets are decoded to check)
+    or that the muxer refuses is left out, and ``lost`` says where (input seconds).
     """
 
     def __init__(self, source: Path, output: av.container.OutputContainer, fmt: VideoFormat,
                  start: float | None = None, end: float | None = None, streams: list[int] | None = None):
         self.start, self.end = start or 0.0, end
-        self._input = av.open(str(source))
+        self.lost: list[tuple[float, float]] = []  # audio left out because it was damaged
+        self.written = 0  # packets muxed
+        self._input = av.open(str(source), metadata_errors="replace")
         chosen = [s for i, s in enumerate(self._input.streams.audio) if streams is None or i in streams]
         self._plans: dict[int, tuple[av.audio.stream.AudioStream, bool]] = {}  # input index -> (out stream, copy?)
         accepts = _ACCEPTS.get(fmt.container, set())
@@ -63,9 +66,25 @@ class AudioCarrier:
                              "choose another output format") from None
         if self.start:
             self._input.seek(int(self.start * av.time_base), backward=True)
-        self._packets: Iterator[av.Packet] = self._input.demux(chosen) if chosen else iter(())
+        self._packets: Iterator[av.Packet] = self._demux(chosen) if chosen else iter(())
         self._pending: av.Packet | None = None
         self._output = output
+        # Matroska can't hold a timestamp before 0: its muxer would move every stream later to
+        # make room for AAC's priming packet, and the video would lose its exact times
+        self._from_zero = fmt.container in ("matroska", "webm")
+
+    def _demux(self, streams: list) -> Iterator[av.Packet]:
+        """The chosen streams' packets; after a read error (damaged data) reading goes on from
+        where the demuxer resynchronises, as for the video."""
+        errors = 0
+        while errors < 50:
+            try:
+                for packet in self._input.demux(streams):
+                    errors = 0
+                    yield packet
+                return
+            except av.FFmpegError:
+                errors += 1
 
     def describe(self) -> str:
         """e.g. "aac copied, opus transcoded"; empty without audio."""
@@ -91,10 +110,7 @@ class AudioCarrier:
         """Mux audio up to ``seconds`` of output time plus ``lead``; None: all that is left."""
         limit = None if seconds is None else seconds + lead
         while True:
-            try:
-                packet = self._pending or next(self._packets, None)
-            except av.FFmpegError:
-                packet = None  # a damaged container: the audio ends where the damage starts
+            packet = self._pending or next(self._packets, None)
             self._pending = None
             if packet is None:
                 return
@@ -109,18 +125,27 @@ class AudioCarrier:
         trimmed = self.start > 0 or self.end is not None
         in_range = not trimmed or t is None or ((self.end is None or t < self.end)
                                                 and t + float((packet.duration or 0) * packet.time_base) > self.start)
+        duration = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
         if copy:
             if packet.size == 0 or packet.dts is None or not in_range:
+                return
+            try:
+                packet.decode()  # only to check it: a packet that doesn't decode would not play
+            except av.FFmpegError:
+                self._lose(t, duration)
                 return
             shift = round(Fraction(self.start) / packet.time_base)
             packet.pts -= shift
             packet.dts -= shift
+            if self._from_zero and packet.pts + (packet.duration or 0) <= 0:
+                return  # priming that ends before 0: decoders discard it anyway
             packet.stream = out
-            self._mux(packet)
+            self._mux(packet, t, duration)
             return
         try:
             frames = packet.decode()  # the empty packet at the end flushes the decoder
         except av.FFmpegError:
+            self._lose(t, duration)
             return  # a corrupt packet: a short gap in the audio, not the end of the run
         for frame in frames:
             ft = _seconds(frame.pts, frame.time_base)
@@ -128,24 +153,46 @@ class AudioCarrier:
                 continue
             if frame.pts is not None:  # keep its place in time (a late start, the trim), shifted as the video
                 frame.pts -= round(Fraction(self.start) / frame.time_base)
-            self._mux(out.encode(frame))
+            try:
+                encoded = out.encode(frame)
+            except (av.FFmpegError, ValueError):  # damage that changed the layout or rate mid-stream
+                self._lose(ft, frame.samples / (frame.sample_rate or 1))
+                continue
+            self._mux(encoded, ft, 0.0)
 
-    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
+    def _lose(self, t: float | None, duration: float) -> None:
+        if t is not None:
+            self.lost.append((t, t + duration))
+
+    def _mux(self, packets: av.Packet | list[av.Packet], t: float | None, duration: float) -> None:
         try:
             self._output.mux(packets)
         except OSError as e:
             raise MediaError(f"could not write the audio ({e.strerror or e}): check free space") from None
+        except av.FFmpegError:  # timestamps a damaged input scrambled: the muxer refuses the packet
+            self._lose(t, duration)
+            return
+        self.written += 1
 
     def finish(self) -> None:
         """Mux what is left (within the trim) and flush the transcoders."""
         self.write_until(None)
         for out, copy in self._plans.values():
             if not copy:
-                self._mux(out.encode(None))
+                self._mux(out.encode(None), None, 0.0)
         self.close()
 
     def close(self) -> None:
         self._input.close()
+
+
+def describe_audio_loss(name: str, lost: list[tuple[float, float]]) -> str:
+    """One line for a warning: how much audio was left out, and where."""
+    seconds = sum(b - a for a, b in lost)
+    spans = sorted(lost)
+    where = f"{spans[0][0]:.2f}-{spans[-1][1]:.2f} s"
+    return (f"{name}'s audio is damaged: {len(lost)} piece{'s' if len(lost) > 1 else ''} ({seconds:.2f} s) could not "
+            f"be decoded and {'were' if len(lost) > 1 else 'was'} left out, between {where}")
 
 
 def _seconds(pts: int | None, time_base: Fraction | None) -> float | None:
@@ -162,21 +209,31 @@ def _bits(rate: str) -> int:
 
 
 def write_audio_files(source: Path, folder: Path, fmt: VideoFormat, start: float | None,
-                      end: float | None) -> list[Path]:
-    """Audio beside an image sequence: one WAV per audio stream (audio.wav, audio-2.wav, ...)."""
-    with av.open(str(source)) as probe:
+                      end: float | None, overwrite: bool = False) -> tuple[list[Path], list[tuple[float, float]]]:
+    """Audio beside an image sequence: one WAV per audio stream (audio.wav, audio-2.wav, ...).
+    Returns the files written and the audio left out as damaged; a stream with no audio that
+    decodes gets no file."""
+    with av.open(str(source), metadata_errors="replace") as probe:
         count = len(probe.streams.audio)
     written: list[Path] = []
+    lost: list[tuple[float, float]] = []
     wav = VideoFormat(".wav", "wav", "", "", audio_codec=fmt.audio_codec if fmt.audio_codec != "copy" else "pcm_s16le")
     for i in range(count):
         target = folder / ("audio.wav" if i == 0 else f"audio-{i + 1}.wav")
-        tmp = temp_beside(target)
+        tmp = TempFile(target)
         try:
-            with av.open(str(tmp), "w", format="wav") as out:
+            with av.open(str(tmp.path), "w", format="wav") as out:
                 carrier = AudioCarrier(source, out, wav, start, end, streams=[i])
                 carrier.finish()
-            os.replace(tmp, target)
+            lost += carrier.lost
+            if carrier.written:
+                publish(tmp.path, target, overwrite)
+                written.append(target)
+        except FileExistsError:
+            raise MediaError(f"{target} appeared while this run was writing (another program writing into "
+                             f"{folder}?): pass --overwrite, or choose an empty folder") from None
+        except OSError as e:
+            raise MediaError(f"could not write {target} ({e.strerror or e}): check free space") from None
         finally:
-            tmp.unlink(missing_ok=True)
-        written.append(target)
-    return written
+            tmp.discard()
+    return written, lost

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import av
 import cv2
 import numpy as np
 
 from ..errors import MediaError
+from .source import FrameLoss, VideoSource, is_url
 
 
 @dataclass
@@ -79,6 +79,11 @@ class LiveSource:
         self.width, self.height, self.fps = self._reader.width, self._reader.height, self._reader.fps
         self.description = self._reader.description
         self._thread = threading.Thread(target=self._run, name="u2video-capture", daemon=True)
+
+    @property
+    def loss(self) -> FrameLoss | None:
+        """What a file source could not decode (None for a camera); complete once it has ended."""
+        return getattr(self._reader, "loss", None)
 
     def __enter__(self) -> "LiveSource":
         self._thread.start()
@@ -179,51 +184,49 @@ class Camera:
 
 
 class Playback:
-    """A video file or stream URL decoded with PyAV and released at its own timestamps, as a
-    camera would deliver it."""
+    """A video file or stream URL decoded by ``VideoSource`` (upright, damaged packets skipped
+    and counted in ``loss``) and released at its own timestamps, as a camera would deliver it."""
 
     def __init__(self, spec: str):
         self.description = spec
-        self.finite = "://" not in spec
+        self.finite = not is_url(spec)
         try:
-            self._container = av.open(spec)
-        except (av.FFmpegError, OSError) as e:
-            raise MediaError(f"cannot open {spec} as a video ({e}): give a camera index, a device, "
-                             "a video file or a stream URL") from None
-        if not self._container.streams.video:
-            self._container.close()
-            raise MediaError(f"{spec} has no video stream: give a video file")
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
-        self._frames = self._container.decode(stream)
-        self.width, self.height = stream.codec_context.width, stream.codec_context.height
-        self.fps = float(stream.average_rate or stream.guessed_rate or 30)
+            self._source = VideoSource(spec)
+        except MediaError as e:
+            raise MediaError(f"cannot play {spec} as a camera: {e}") from None
+        self._frames = self._source.frames()
+        info = self._source.info
+        self.width, self.height, self.fps = info.width, info.height, float(info.rate)
+        self._seconds = float(info.time_base)
         self._start: float | None = None  # monotonic time of the first frame
         self._first_time = 0.0
 
+    @property
+    def loss(self) -> FrameLoss:
+        return self._source.loss
+
     def read(self) -> np.ndarray | None:
-        try:
-            frame = next(self._frames)
-        except (StopIteration, av.FFmpegError):
+        frame = next(self._frames, None)
+        if frame is None:
             return None
-        seconds = float(frame.time) if frame.time is not None else 0.0
+        seconds = frame.pts * self._seconds if frame.pts is not None else 0.0
         now = time.monotonic()
         if self._start is None:
             self._start, self._first_time = now, seconds
         delay = self._start + (seconds - self._first_time) - now
         if delay > 0:
             time.sleep(delay)  # a file is released at its real rate, like a camera
-        return frame.to_ndarray(format="rgb24")
+        return frame.rgb
 
     def release(self) -> None:
-        self._container.close()
+        self._source.close()
 
 
 def open_reader(spec: str | None) -> Reader:
     """None, an index or /dev/... -> Camera; a file or URL -> Playback."""
     if spec is None or spec.isdigit() or spec.startswith("/dev/"):
         return Camera(spec)
-    if "://" not in spec and not Path(spec).is_file():
+    if not is_url(spec) and not Path(spec).is_file():
         raise MediaError(f"{spec} does not exist: give a camera index (0), a device (/dev/video0), "
                          "a video file or a stream URL")
     return Playback(spec)

@@ -79,14 +79,18 @@ def _place_by_hand(spec: ModelSpec, path: Path) -> str:
     return f"place {spec.filename} (md5 {spec.md5}, from {spec.url}) at {path}"
 
 
+def offline() -> bool:
+    return os.getenv(OFFLINE_ENV, "") not in ("", "0")
+
+
 def verify(spec: ModelSpec, path: Path) -> None:
     """Raise ModelError unless ``path`` holds exactly the registry's file for ``spec``."""
     actual = file_md5(path)
     if actual != spec.md5:
-        raise ModelError(
-            f"{path} has md5 {actual}, not {spec.md5} as {spec.name} should: the file is damaged "
-            f"or not {spec.name}; delete it and run `u2video models pull {spec.name}`"
-        )
+        remedy = (f"{_place_by_hand(spec, path)} (downloads are off: {OFFLINE_ENV} is set)" if offline()
+                  else f"delete it and run `u2video models pull {spec.name}`")
+        raise ModelError(f"{path} has md5 {actual}, not {spec.md5} as {spec.name} should: the file is damaged "
+                         f"or not {spec.name}; {remedy}")
 
 
 def pull(spec: ModelSpec, reporter: Reporter | None = None, force: bool = False) -> Path:
@@ -100,7 +104,7 @@ def pull(spec: ModelSpec, reporter: Reporter | None = None, force: bool = False)
     if target.is_file() and not force:
         verify(spec, target)
         return target
-    if os.getenv(OFFLINE_ENV, "") not in ("", "0"):
+    if offline():
         raise ModelError(f"{spec.name} is not in the store and downloads are off ({OFFLINE_ENV}): "
                          + _place_by_hand(spec, target))
     try:
