@@ -94,6 +94,9 @@ def test_store_location_follows_rembg(monkeypatch, tmp_path):
 def test_wrong_checksum_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("U2NET_HOME", str(tmp_path))
     (tmp_path / "u2netp.onnx").write_bytes(b"not the weights")
+    with pytest.raises(ModelError, match="md5.*place u2netp.onnx .* by hand|md5.*downloads are off"):
+        weights.load_network("u2netp")  # offline (conftest): the advice is what works offline
+    monkeypatch.setenv("U2VIDEO_OFFLINE", "0")
     with pytest.raises(ModelError, match="md5.*u2video models pull u2netp"):
         weights.load_network("u2netp")
 
