@@ -162,6 +162,27 @@ def test_sigkill_leaves_a_file_that_plays_and_the_next_run_finishes_it(kind, u2n
             assert container.streams.video[0].codec_context.codec_tag == "ap4h"  # still ProRes 4444
 
 
+def test_a_full_disk_leaves_a_playable_partial_file_or_nothing(u2netp_store, tmp_path, clip40):
+    """The disk fills up part-way (here: a file-size limit, which fails writes as a full disk
+    does, EFBIG instead of ENOSPC): one error line, and what is left plays."""
+    import resource
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))
+
+    proc = u2video("matte", clip40, "-o", tmp_path / "out.mov", *FAST, preexec_fn=small_files)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 3, stderr
+    errors = [l for l in stderr.splitlines() if l.startswith("u2video: error:")]
+    assert len(errors) == 1 and "check free space" in errors[0] and "Traceback" not in stderr
+    left = [p for p in tmp_path.iterdir() if p.name != "clip40.mp4"]
+    assert not hidden(tmp_path) and [p.name for p in left] in ([], ["out.partial.mov"]), left
+    if left:
+        frames = plays(left[0])
+        assert 0 < len(frames) < 40 and seconds(frames) == seconds(decoded(clip40))[:len(frames)]
+        assert f"kept, finalised and playable, in {left[0]}" in stderr
+
+
 # --- no silent replacement ---------------------------------------------------------------
 
 def test_an_output_that_appears_mid_run_is_never_replaced(u2netp_store, tmp_path):

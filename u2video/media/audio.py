@@ -15,7 +15,8 @@ import av
 
 from ..config import VideoFormat
 from ..errors import MediaError
-from .files import TempFile, publish
+from .files import folder_file
+from .source import packets_past_errors
 
 # Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
 _ACCEPTS: dict[str, set[str] | None] = {
@@ -66,25 +67,12 @@ class AudioCarrier:
                              "choose another output format") from None
         if self.start:
             self._input.seek(int(self.start * av.time_base), backward=True)
-        self._packets: Iterator[av.Packet] = self._demux(chosen) if chosen else iter(())
+        self._packets: Iterator[av.Packet] = packets_past_errors(self._input, chosen) if chosen else iter(())
         self._pending: av.Packet | None = None
         self._output = output
         # Matroska can't hold a timestamp before 0: its muxer would move every stream later to
         # make room for AAC's priming packet, and the video would lose its exact times
         self._from_zero = fmt.container in ("matroska", "webm")
-
-    def _demux(self, streams: list) -> Iterator[av.Packet]:
-        """The chosen streams' packets; after a read error (damaged data) reading goes on from
-        where the demuxer resynchronises, as for the video."""
-        errors = 0
-        while errors < 50:
-            try:
-                for packet in self._input.demux(streams):
-                    errors = 0
-                    yield packet
-                return
-            except av.FFmpegError:
-                errors += 1
 
     def describe(self) -> str:
         """e.g. "aac copied, opus transcoded"; empty without audio."""
@@ -220,20 +208,13 @@ def write_audio_files(source: Path, folder: Path, fmt: VideoFormat, start: float
     wav = VideoFormat(".wav", "wav", "", "", audio_codec=fmt.audio_codec if fmt.audio_codec != "copy" else "pcm_s16le")
     for i in range(count):
         target = folder / ("audio.wav" if i == 0 else f"audio-{i + 1}.wav")
-        tmp = TempFile(target)
-        try:
+        with folder_file(target, overwrite) as tmp:
             with av.open(str(tmp.path), "w", format="wav") as out:
                 carrier = AudioCarrier(source, out, wav, start, end, streams=[i])
                 carrier.finish()
             lost += carrier.lost
             if carrier.written:
-                publish(tmp.path, target, overwrite)
                 written.append(target)
-        except FileExistsError:
-            raise MediaError(f"{target} appeared while this run was writing (another program writing into "
-                             f"{folder}?): pass --overwrite, or choose an empty folder") from None
-        except OSError as e:
-            raise MediaError(f"could not write {target} ({e.strerror or e}): check free space") from None
-        finally:
-            tmp.discard()
+            else:
+                tmp.discard()  # no audio that decodes: no file
     return written, lost

@@ -11,6 +11,7 @@ left by a process that died (SIGKILL, power loss); ``leftovers.py`` finds and fi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -215,6 +216,26 @@ def _rename_no_replace(tmp: Path, target: Path) -> bool:
         return False
     os.rename(tmp, target)
     return True
+
+
+@contextlib.contextmanager
+def folder_file(target: Path, overwrite: bool) -> Iterator[TempFile]:
+    """Write one file of a folder output (a frame, the audio beside the frames): yields the
+    temporary file to write into, and publishes it when the block ends (unless the block
+    discarded it). MediaError for a full disk, or for a file that appeared at ``target``
+    meanwhile without ``overwrite`` (another program writing into the folder)."""
+    tmp = TempFile(target)
+    try:
+        yield tmp
+        if tmp.path.exists():
+            publish(tmp.path, target, overwrite)
+    except FileExistsError:
+        raise MediaError(f"{target} appeared while this run was writing into {target.parent} (another program "
+                         "writing there?): stopped; pass --overwrite, or choose an empty folder") from None
+    except OSError as e:
+        raise MediaError(f"could not write {target} ({e.strerror or e}): check free space") from None
+    finally:
+        tmp.discard()  # a no-op once published
 
 
 def write_file(target: Path, data: bytes, overwrite: bool) -> Path:

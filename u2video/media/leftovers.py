@@ -13,7 +13,7 @@ import av
 from ..interrupts import uninterrupted
 from ..progress import Reporter
 from .files import TEMP_NAME, TempFile, is_abandoned, partial_names, publish
-from .remux import remux
+from .remux import complete_until, plays, remux
 
 
 def recover_leftovers(folder: Path, reporter: Reporter) -> list[Path]:
@@ -55,13 +55,13 @@ def recover_leftovers(folder: Path, reporter: Reporter) -> list[Path]:
 def _finalise(leftover: Path, target: Path) -> tuple[Path | None, int]:
     """Copy ``leftover`` into a normal file named like a partial output of ``target``; the
     leftover itself if that fails but it plays; (None, 0) and nothing left if it doesn't play."""
-    if not _plays(leftover):
+    if not plays(leftover):
         leftover.unlink(missing_ok=True)
         return None, 0
     names = partial_names(target)
     copy = TempFile(target)
     try:
-        frames = remux(leftover, copy.path, until=_gapless_until(leftover))
+        frames = remux(leftover, copy.path, until=complete_until(leftover))
         kept = publish(copy.path, next(names), False, names)
         leftover.unlink()
     except (av.FFmpegError, OSError, ValueError):
@@ -71,35 +71,6 @@ def _finalise(leftover: Path, target: Path) -> tuple[Path | None, int]:
     finally:
         copy.release()
     return kept, frames
-
-
-def _gapless_until(path: Path) -> float | None:
-    """Where the leftover's frames stop following on from each other, in seconds (None: they
-    don't). A codec with B-frames stores a frame before the ones shown ahead of it, so a run
-    killed between the two leaves the last frame or two with a gap before them: those are cut."""
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            times = sorted(float(p.pts * p.time_base) for p in container.demux(video=0) if p.size and p.pts is not None)
-    except (av.FFmpegError, OSError):
-        return None
-    if len(times) < 3:
-        return None
-    steps = sorted(b - a for a, b in zip(times, times[1:]))
-    step = steps[len(steps) // 2]
-    tail = times[-6:]  # B-frame runs are short (x264: at most 3 by default)
-    for a, b in zip(tail, tail[1:]):
-        if b - a > 1.5 * step:
-            return a + step / 2
-    return None
-
-
-def _plays(path: Path) -> bool:
-    """Whether ``path`` opens and its first video frame decodes."""
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            return next(container.decode(video=0), None) is not None
-    except (av.FFmpegError, OSError, IndexError, ValueError):
-        return False
 
 
 def _count_video_packets(path: Path) -> int:

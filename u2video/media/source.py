@@ -4,7 +4,7 @@ threads, and an account of every frame that could not be decoded."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -174,18 +174,10 @@ class VideoSource:
         yield from self._frames
 
     def _packets(self) -> Iterator[av.Packet]:
-        """The video stream's packets; a read error (damaged data) is skipped by reading on from
-        where the demuxer resynchronises, and the gap it leaves is noted in ``_gaps``."""
-        errors = 0
-        while errors < _DEMUX_RETRIES:
-            try:
-                for packet in self._container.demux(self._stream):
-                    errors = 0
-                    yield packet
-                return
-            except av.FFmpegError:
-                errors += 1
-                self._read_errors += 1
+        """The video stream's packets, read on past damage; ``_read_errors`` counts the errors."""
+        def count() -> None:
+            self._read_errors += 1
+        return packets_past_errors(self._container, [self._stream], count)
 
     def _decode(self) -> Iterator[DecodedFrame]:
         stream = self._stream
@@ -256,6 +248,23 @@ class VideoSource:
         self.loss.expected = expected
         self.loss.lost = max(undecoded, by_time, shortfall, 0)
         self.loss.ranges = ranges
+
+
+def packets_past_errors(container: av.container.InputContainer, streams: list,
+                        on_error: Callable[[], None] | None = None) -> Iterator[av.Packet]:
+    """``streams``' packets; after a read error (damaged data) reading goes on from where the
+    demuxer resynchronises (``on_error`` is told), up to _DEMUX_RETRIES errors in a row."""
+    errors = 0
+    while errors < _DEMUX_RETRIES:
+        try:
+            for packet in container.demux(streams):
+                errors = 0
+                yield packet
+            return
+        except av.FFmpegError:
+            errors += 1
+            if on_error is not None:
+                on_error()
 
 
 def _frames(n: int) -> str:

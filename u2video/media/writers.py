@@ -22,9 +22,9 @@ from ..errors import ConfigError, MediaError
 from ..interrupts import uninterrupted
 from ..presets import sequence_target
 from .audio import AudioCarrier, write_audio_files
-from .files import TempFile, is_abandoned, partial_names, publish, publish_output
+from .files import TempFile, folder_file, is_abandoned, partial_names, publish, publish_output
 from .images import encode_image
-from .remux import remux
+from .remux import complete_until, plays, remux
 
 # movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
 _FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
@@ -43,8 +43,8 @@ class Sink(Protocol):
         """pixels: [H,W,4] RGBA, [H,W,3] RGB or [H,W] grey uint8; pts in the source stream's time_base."""
 
     def finish(self) -> Path:
-        """Flush, finalise and publish the result; returns where it went (OutputTaken if the
-        target was taken meanwhile: the result was kept under another name)."""
+        """Flush, finalise and publish the result; returns where it went: another name beside the
+        target if a file appeared there meanwhile (see ``files.check_published``)."""
 
     def salvage(self) -> Path | None:
         """After a failure: keep what was written as a finalised partial output (returned), or
@@ -171,15 +171,16 @@ class VideoSink:
         except OSError as e:
             raise MediaError(f"could not write {self.target} ({e.strerror or e}): check free space") from None
 
-    def _normal_layout(self) -> None:
+    def _normal_layout(self, until: float | None = None) -> None:
         """A fragmented MOV/MP4 copied into the usual layout (one index; at the front with the
-        preset's +faststart), which every editor reads."""
-        if self.fmt.container not in _FRAGMENTED or self._tmp.role != "part":
-            return  # not fragmented, or copied already
+        preset's +faststart), which every editor reads; ``until``: the frames from there on are
+        left out (any container: a partial file's broken end)."""
+        if (self.fmt.container not in _FRAGMENTED and until is None) or self._tmp.role != "part":
+            return  # nothing to copy, or copied already
         fragmented = self._tmp
         self._temps.append(TempFile(self.target))
         try:
-            remux(fragmented.path, self._tmp.path, self.fmt.container, self.fmt.container_options)
+            copied = remux(fragmented.path, self._tmp.path, self.fmt.container, self.fmt.container_options, until)
         except BaseException as e:
             self._temps.pop().discard()
             if isinstance(e, (av.FFmpegError, OSError)):
@@ -187,6 +188,7 @@ class VideoSink:
                                  "check free space") from None
             raise
         self._discard_older()
+        self.frames = copied  # what the file holds (a partial file's broken end left out)
 
     def _discard_older(self) -> None:
         """Remove every temporary file but the newest (a no-op for those already gone)."""
@@ -223,17 +225,21 @@ class VideoSink:
             if self.frames:
                 try:
                     if not self._closed:
-                        self._close(all_audio=False)
+                        try:
+                            self._close(all_audio=False)
+                        except (MediaError, av.FFmpegError, OSError):
+                            pass  # a full disk: the fragments or clusters written so far still play
                     try:
-                        self._normal_layout()
+                        self._normal_layout(complete_until(self._tmp.path))
                     except MediaError:
-                        pass  # no room to copy it: the fragmented file plays as it is
-                    names = partial_names(self.target)
-                    kept = publish(self._tmp.path, next(names), False, names)
-                    self._tmp.release()
-                    self._discard_older()
-                    return kept
-                except Exception:  # could not finalise (disk full, broken encoder): keep nothing
+                        pass  # no room to copy it: the file plays as it is, but for its end
+                    if plays(self._tmp.path):
+                        names = partial_names(self.target)
+                        kept = publish(self._tmp.path, next(names), False, names)
+                        self._tmp.release()
+                        self._discard_older()
+                        return kept
+                except Exception:  # could not finalise (a broken encoder, no room to rename): keep nothing
                     pass
             self._drop()
             return None
@@ -284,17 +290,8 @@ class PngSequenceSink:
             size = (max(1, round(width * self._max_height / height)), self._max_height)
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
         target = self.folder / (self.pattern % self.frames)
-        tmp = TempFile(target)
-        try:
+        with folder_file(target, self._overwrite) as tmp:
             tmp.path.write_bytes(encode_image(target, pixels))
-            publish(tmp.path, target, self._overwrite)
-        except FileExistsError:
-            raise MediaError(f"{target} appeared while this run was writing the sequence (another program "
-                             f"writing into {self.folder}?): stopped; pass --overwrite, or choose an empty folder") from None
-        except OSError as e:
-            raise MediaError(f"could not write {target} ({e.strerror or e}): check free space") from None
-        finally:
-            tmp.discard()
         self.frames += 1
 
     @property
