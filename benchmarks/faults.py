@@ -662,6 +662,8 @@ def check_file(path: Path) -> dict:
                     return info
                 video = c.streams.video[0] if c.streams.video else None
                 decoders = {s.index: s.codec_context for s in wanted}
+                info["components"] = c.format.name.split(",") + [s.codec_context.name for s in wanted] + [
+                    "libvpx-vp9", "libvpx", "libdav1d"]
                 for s in wanted:
                     if s.type == "video" and s.codec_context.name in ("vp9", "vp8") and path.suffix.lower() == ".webm":
                         # FFmpeg's native VP9 decoder drops the alpha; libvpx reads it from the side data
@@ -679,7 +681,10 @@ def check_file(path: Path) -> dict:
                             info["pix_fmt"] = frame.format.name
         except (av.FFmpegError, OSError, ValueError) as e:
             problems.append(f"container: {type(e).__name__}: {e}")
-    problems += [f"log [{name}]: {message.strip()}" for level, name, message in logs if level <= av.logging.ERROR]
+    # only what this file's demuxer and decoders said (a log line from another file can arrive late)
+    ours = set(info.pop("components", ()))
+    problems += [f"log [{name}]: {message.strip()}" for level, name, message in logs
+                 if level <= av.logging.ERROR and (not name or set(name.split(",")) & ours)]
     info["frames"] = len(times) if video is not None or times else None
     info["times"] = times
     if problems:

@@ -5,9 +5,10 @@ writing the usual layout directly, as u2video did before, on the same frames and
     python benchmarks/fragments.py [--frames 150] [--size 1280x720] [--rounds 3]
 
 For ProRes 4444 .mov (matte's default) and H.264 .mp4 with +faststart (replace's default) it
-prints the seconds spent encoding and muxing, the seconds of the final copy, the sizes of the
-fragmented file and of both finished files, and checks that FFmpeg's mov demuxer reads the two
-finished files alike (same frames, timestamps, codec tag, one moov and no moof).
+prints the seconds of encoding into the usual layout directly, of encoding into fragments and of
+the final copy, the sizes of each file, and checks that FFmpeg's mov demuxer reads the finished
+file as it reads the directly written one (same frames, pixels, timestamps, codec tag; one moov
+and no moof).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import av
 import numpy as np
 
 from u2video.media.demo import render_still
-from u2video.media.files import TEMP_NAME
-from u2video.media.writers import VideoSink
+from u2video.media.remux import remux
+from u2video.media.writers import writing_options
 from u2video.presets import load_preset
 
 
@@ -36,12 +37,11 @@ def frames(count: int, width: int, height: int) -> list[np.ndarray]:
     return [np.dstack([np.roll(still, int(width * 0.01 * i), axis=1), alpha]) for i in range(count)]
 
 
-def direct(path: Path, preset: str, pixels: list[np.ndarray], rate: Fraction) -> float:
-    """The usual layout written in one go (the muxer's own index at the end or, with +faststart,
-    moved to the front): seconds."""
+def encode(path: Path, preset: str, pixels: list[np.ndarray], rate: Fraction, options: dict[str, str]) -> float:
+    """Encode the frames with the preset's encoder into ``path`` with these muxer options: seconds."""
     fmt = load_preset(preset).format
     started = time.perf_counter()
-    with av.open(str(path), "w", format=fmt.container, options=dict(fmt.container_options)) as out:
+    with av.open(str(path), "w", format=fmt.container, options=options) as out:
         stream = out.add_stream(fmt.codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = pixels[0].shape[1], pixels[0].shape[0], fmt.pix_fmt
         stream.time_base = stream.codec_context.time_base = 1 / rate
@@ -55,18 +55,12 @@ def direct(path: Path, preset: str, pixels: list[np.ndarray], rate: Fraction) ->
     return time.perf_counter() - started
 
 
-def fragmented(path: Path, preset: str, pixels: list[np.ndarray], rate: Fraction) -> tuple[float, float, int]:
-    """u2video's sink: fragments while writing, copied into the usual layout by finish().
-    Returns (seconds writing, seconds finishing, bytes of the fragmented file before finish)."""
+def copied(fragmented: Path, final: Path, preset: str) -> float:
+    """What VideoSink.finish() adds: the fragments copied into the usual layout: seconds."""
     fmt = load_preset(preset).format
     started = time.perf_counter()
-    sink = VideoSink(path, fmt, pixels[0].shape[1], pixels[0].shape[0], rate, 1 / rate)
-    for i, rgba in enumerate(pixels):
-        sink.write(rgba if fmt.alpha else np.ascontiguousarray(rgba[..., :3]), i)
-    fragment_bytes = sum(p.stat().st_size for p in path.parent.iterdir() if TEMP_NAME.match(p.name))
-    wrote = time.perf_counter()
-    sink.finish()  # the encoder's last packets, then the copy into the usual layout
-    return wrote - started, time.perf_counter() - wrote, fragment_bytes
+    remux(fragmented, final, fmt.container, fmt.container_options)
+    return time.perf_counter() - started
 
 
 def layout(path: Path) -> list[str]:
@@ -101,24 +95,24 @@ def main() -> None:
     pixels = frames(args.frames, width, height)
     rate = Fraction(25)
     print(f"{args.frames} frames of {width}x{height}, {args.rounds} alternating rounds (median)\n")
-    print("| output | direct: s | u2video: s writing + s finishing | fragmented file before finish | finished: direct / u2video | reads alike |")
+    print("| output | usual layout, written directly | fragments + copy (u2video) | fragmented file | finished file | reads alike |")
     print("| --- | --- | --- | --- | --- | --- |")
+    mib = 1 << 20
     with tempfile.TemporaryDirectory() as tmp:
         for preset, ext in (("prores4444", ".mov"), ("h264-replace", ".mp4")):
-            times: dict[str, list[float]] = {"direct": [], "write": [], "copy": []}
-            for r in range(args.rounds):
-                a, b = Path(tmp) / f"direct{r}{ext}", Path(tmp) / f"u2video{r}{ext}"
-                times["direct"].append(direct(a, preset, pixels, rate))
-                wrote, copied, fragment_bytes = fragmented(b, preset, pixels, rate)
-                times["write"].append(wrote)
-                times["copy"].append(copied)
-            same = reads_alike(a, b)
+            fmt = load_preset(preset).format
+            times: dict[str, list[float]] = {"direct": [], "fragments": [], "copy": []}
+            for r in range(args.rounds):  # alternating, so drifts in the machine's speed hit both
+                direct, fragments, final = (Path(tmp) / f"{name}{r}{ext}" for name in ("direct", "fragments", "final"))
+                times["direct"].append(encode(direct, preset, pixels, rate, dict(fmt.container_options)))
+                times["fragments"].append(encode(fragments, preset, pixels, rate, writing_options(fmt)))
+                times["copy"].append(copied(fragments, final, preset))
             med = {k: statistics.median(v) for k, v in times.items()}
-            mib = 1 << 20
-            print(f"| {preset} {ext} | {med['direct']:.2f} | {med['write']:.2f} + {med['copy']:.2f} "
-                  f"({100 * (med['write'] + med['copy']) / med['direct'] - 100:+.0f}%) | "
-                  f"{fragment_bytes / mib:.2f} MiB ({100 * fragment_bytes / b.stat().st_size - 100:+.1f}%) | "
-                  f"{a.stat().st_size / mib:.2f} / {b.stat().st_size / mib:.2f} MiB | {'yes' if same else 'NO'} |")
+            u2 = med["fragments"] + med["copy"]
+            print(f"| {preset} {ext} | {med['direct']:.2f} s, {direct.stat().st_size / mib:.2f} MiB "
+                  f"| {med['fragments']:.2f} + {med['copy']:.2f} s ({100 * u2 / med['direct'] - 100:+.1f}%) "
+                  f"| {fragments.stat().st_size / mib:.2f} MiB ({100 * fragments.stat().st_size / direct.stat().st_size - 100:+.2f}%) "
+                  f"| {final.stat().st_size / mib:.2f} MiB | {'yes' if reads_alike(direct, final) else 'NO'} |")
 
 
 if __name__ == "__main__":

@@ -516,3 +516,35 @@ def test_finished_mov_and_mp4_are_not_fragmented(u2netp_store, tmp_path):
     mov, mp4 = top_level_boxes(tmp_path / "a.mov"), top_level_boxes(tmp_path / "b.mp4")
     assert "moof" not in mov and mov.count("moov") == 1 and "mdat" in mov
     assert "moof" not in mp4 and mp4.index("moov") < mp4.index("mdat")
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".webm"])
+def test_a_file_cut_at_any_byte_is_trimmed_to_whole_fragments(suffix, tmp_path):
+    """What a full disk or a kill leaves mid-write, cut back in place (no room needed) to the
+    last whole fragment or cluster: it then decodes without a single FFmpeg error."""
+    from u2video.media.remux import trim_to_whole
+    from u2video.media.writers import writing_options
+    from u2video.presets import load_preset
+
+    fmt = load_preset("prores4444" if suffix == ".mov" else "webm-alpha").format
+    whole = tmp_path / f"whole{suffix}"
+    with av.open(str(whole), "w", format=fmt.container, options=writing_options(fmt)) as out:
+        stream = out.add_stream(fmt.codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, fmt.pix_fmt
+        stream.options = dict(fmt.codec_options)
+        for i in range(30):
+            rgba = np.dstack([synthetic_scene(64, 96, seed=i), np.full((64, 96), 200, np.uint8)])
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = whole.read_bytes()
+    for at in np.random.default_rng(5).integers(len(data) * 3 // 5, len(data), 6):  # past the first fragments
+        cut = tmp_path / f"cut{at}{suffix}"
+        cut.write_bytes(data[:at])
+        assert trim_to_whole(cut)
+        with av.logging.Capture(local=False) as logs:
+            frames = plays(cut, "libvpx-vp9" if suffix == ".webm" else None)
+        assert 0 < len(frames) < 30 and [round(f.time * 25) for f in frames] == list(range(len(frames)))
+        assert not [m for level, _, m in logs if level <= av.logging.ERROR], (at, logs)
+        assert cut.read_bytes() == data[:cut.stat().st_size]  # only cut, never changed

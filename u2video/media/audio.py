@@ -160,7 +160,7 @@ class AudioCarrier:
         except av.FFmpegError:  # timestamps a damaged input scrambled: the muxer refuses the packet
             self._lose(t, duration)
             return
-        self.written += 1
+        self.written += len(packets) if isinstance(packets, list) else 1
 
     def finish(self) -> None:
         """Mux what is left (within the trim) and flush the transcoders."""

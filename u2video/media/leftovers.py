@@ -13,7 +13,7 @@ import av
 from ..interrupts import uninterrupted
 from ..progress import Reporter
 from .files import TEMP_NAME, TempFile, is_abandoned, partial_names, publish
-from .remux import complete_until, plays, remux
+from .remux import complete_until, plays, remux, trim_to_whole
 
 
 def recover_leftovers(folder: Path, reporter: Reporter) -> list[Path]:
@@ -55,6 +55,7 @@ def recover_leftovers(folder: Path, reporter: Reporter) -> list[Path]:
 def _finalise(leftover: Path, target: Path) -> tuple[Path | None, int]:
     """Copy ``leftover`` into a normal file named like a partial output of ``target``; the
     leftover itself if that fails but it plays; (None, 0) and nothing left if it doesn't play."""
+    trim_to_whole(leftover)  # the fragment or cluster being written when the run died
     if not plays(leftover):
         leftover.unlink(missing_ok=True)
         return None, 0

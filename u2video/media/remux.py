@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -80,3 +82,91 @@ def complete_until(path: Path) -> float | None:
         last = times[-6:]  # B-frame runs are short (x264: at most 3 by default)
         cuts += [a + step / 2 for a, b in zip(last, last[1:]) if b - a > 1.5 * step]
     return min(cuts) if cuts else None
+
+
+def trim_to_whole(path: Path) -> bool:
+    """Cut a MOV/MP4 or Matroska file that stopped mid-write (a full disk, a kill) back to its
+    last whole fragment or cluster, in place (no room is needed for a copy). Returns whether
+    it cut anything; files of other layouts are left as they are."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(0, 2)
+        size = f.tell()
+        if head[4:8] in (b"ftyp", b"moov", b"wide", b"free", b"mdat"):
+            end = _whole_mp4(f, size)
+        elif head[:4] == b"\x1a\x45\xdf\xa3":  # EBML
+            end = _whole_matroska(f, size)
+        else:
+            return False
+    if end is None or end >= size:
+        return False
+    os.truncate(path, end)
+    return True
+
+
+def _whole_mp4(f, size: int) -> int | None:
+    """End of the last top-level box that is whole, a fragment's moof only with its mdat."""
+    at, whole, moof_at = 0, 0, None
+    while at + 8 <= size:
+        f.seek(at)
+        header = f.read(16)
+        length, kind = struct.unpack(">I4s", header[:8])
+        if length == 1 and len(header) == 16:
+            length = struct.unpack(">Q", header[8:16])[0]
+        elif length == 0:
+            length = size - at  # to the end of the file
+        if length < 8 or at + length > size:
+            break
+        at += length
+        if kind == b"moof":
+            moof_at = at - length
+        elif kind == b"mdat" or moof_at is None:
+            whole, moof_at = at, None
+    return moof_at if moof_at is not None and moof_at < whole else whole
+
+
+def _whole_matroska(f, size: int) -> int | None:
+    """End of the last whole top-level element inside the Segment (clusters, chiefly)."""
+    at = 0
+    f.seek(0)
+    data = f.read(min(size, 64))
+    ebml_id, n = _vint(data, 0, keep_marker=True)
+    ebml_size, m = _vint(data, n)
+    at = n + m + ebml_size  # after the EBML header
+    f.seek(at)
+    data = f.read(16)
+    segment_id, n = _vint(data, 0, keep_marker=True)
+    if segment_id != 0x18538067:
+        return None
+    _, m = _vint(data, n)
+    at += n + m
+    whole = at
+    while at < size:
+        f.seek(at)
+        data = f.read(16)
+        if len(data) < 2:
+            break
+        try:
+            _, n = _vint(data, 0, keep_marker=True)
+            length, m = _vint(data, n)
+        except ValueError:
+            break
+        if length is None or at + n + m + length > size:
+            break  # an element cut short (or one of unknown size, still open when writing stopped)
+        at += n + m + length
+        whole = at
+    return whole
+
+
+def _vint(data: bytes, at: int, keep_marker: bool = False) -> tuple[int | None, int]:
+    """An EBML variable-length integer at ``at``: (value, bytes). Value None: 'unknown size'."""
+    if at >= len(data) or data[at] == 0:
+        raise ValueError("not an EBML number")
+    length = 8 - data[at].bit_length() + 1
+    if at + length > len(data):
+        raise ValueError("cut short")
+    value = int.from_bytes(data[at:at + length], "big")
+    if keep_marker:
+        return value, length
+    value &= (1 << (7 * length)) - 1
+    return (None if value == (1 << (7 * length)) - 1 else value), length

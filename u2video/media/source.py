@@ -110,6 +110,8 @@ class VideoSource:
         self.rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         self._span = _stream_span(self._container, stream)
         first = self._seek_and_decode_first()
+        if self._stream.start_time is None and self._raw_first is not None and not self.start:
+            self._span = (self._raw_first, self._span[1])  # a damaged header: the first frame says it
         if first is None:
             begin, finish = self._span
             span = f" (it runs from {begin:.2f} to {finish:.2f} s)" if finish else ""

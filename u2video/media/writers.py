@@ -24,7 +24,7 @@ from ..presets import sequence_target
 from .audio import AudioCarrier, write_audio_files
 from .files import TempFile, folder_file, is_abandoned, partial_names, publish, publish_output
 from .images import encode_image
-from .remux import complete_until, plays, remux
+from .remux import complete_until, plays, remux, trim_to_whole
 
 # movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
 _FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
@@ -229,6 +229,7 @@ class VideoSink:
                             self._close(all_audio=False)
                         except (MediaError, av.FFmpegError, OSError):
                             pass  # a full disk: the fragments or clusters written so far still play
+                    trim_to_whole(self._tmp.path)  # without the one the disk had no room to finish
                     try:
                         self._normal_layout(complete_until(self._tmp.path))
                     except MediaError:
