@@ -548,3 +548,32 @@ def test_a_file_cut_at_any_byte_is_trimmed_to_whole_fragments(suffix, tmp_path):
         assert 0 < len(frames) < 30 and [round(f.time * 25) for f in frames] == list(range(len(frames)))
         assert not [m for level, _, m in logs if level <= av.logging.ERROR], (at, logs)
         assert cut.read_bytes() == data[:cut.stat().st_size]  # only cut, never changed
+
+
+def test_damaged_audio_is_left_out_and_said(u2netp_store, tmp_path):
+    """Audio packets that don't decode are not copied as they are (a player would stumble on
+    them): they are left out, the warning says how much and where, the rest of the audio plays."""
+    clip = write_clip(tmp_path / "clip.mkv", 30, (120, 160), 25, audio=True)
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as container:
+        audio = [(p.pos, p.size) for p in container.demux(audio=0) if p.size]
+    for pos, size in audio[10:20:3]:  # damage 4 packets well inside the audio
+        for k in range(4, min(size, 40)):
+            data[pos + k] ^= 0x5A
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    result = run("replace", bad, "-o", out, "-b", "red", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "bad.mkv's audio is damaged:" in result.stderr and "left out, between" in result.stderr
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs, av.open(str(out)) as container:
+            samples = sum(f.samples for p in container.demux(audio=0) for f in p.decode())
+    finally:
+        av.logging.set_level(None)
+    assert not [m for level, _, m in logs if level <= av.logging.ERROR], logs
+    with av.open(str(clip)) as container:
+        whole = sum(f.samples for f in container.decode(audio=0))
+    assert 0.7 * whole < samples < whole  # a few packets short
+    assert len(plays(out)) == 30

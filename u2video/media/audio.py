@@ -7,11 +7,13 @@ as it is written (the muxer interleaves them) without holding the whole track in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 
 from ..config import VideoFormat
 from ..errors import MediaError
@@ -50,6 +52,7 @@ class AudioCarrier:
         self._input = av.open(str(source), metadata_errors="replace")
         chosen = [s for i, s in enumerate(self._input.streams.audio) if streams is None or i in streams]
         self._plans: dict[int, tuple[av.audio.stream.AudioStream, bool]] = {}  # input index -> (out stream, copy?)
+        self._checks: dict[int, av.CodecContext] = {}  # copied streams: decoders that see what is copied
         accepts = _ACCEPTS.get(fmt.container, set())
         try:
             for stream in chosen:
@@ -57,6 +60,7 @@ class AudioCarrier:
                 copy = fmt.audio_codec == "copy" and (accepts is None or name in accepts)
                 if copy:
                     out = output.add_stream_from_template(stream)
+                    self._checks[stream.index] = _checker(stream)
                 else:
                     codec = _TRANSCODE_TO[fmt.container] if fmt.audio_codec == "copy" else fmt.audio_codec
                     out = self._transcoder(output, stream, codec, fmt.audio_bitrate)
@@ -117,9 +121,7 @@ class AudioCarrier:
         if copy:
             if packet.size == 0 or packet.dts is None or not in_range:
                 return
-            try:
-                packet.decode()  # only to check it: a packet that doesn't decode would not play
-            except av.FFmpegError:
+            if not _decodes_cleanly(self._checks[packet.stream.index], packet):  # would it play where it goes?
                 self._lose(t, duration)
                 return
             shift = round(Fraction(self.start) / packet.time_base)
@@ -172,6 +174,32 @@ class AudioCarrier:
 
     def close(self) -> None:
         self._input.close()
+
+
+def _checker(stream: av.audio.stream.AudioStream) -> av.CodecContext:
+    """A decoder for ``stream``'s copied packets that sees exactly what the output will hold, so
+    its state, and the damage it notices, are a player's."""
+    source = stream.codec_context
+    checker = av.CodecContext.create(source.name, "r")
+    checker.extradata = source.extradata
+    checker.sample_rate = source.sample_rate
+    checker.layout = source.layout
+    checker.format = source.format
+    return checker
+
+
+def _decodes_cleanly(checker: av.CodecContext, packet: av.Packet) -> bool:
+    """Whether ``packet`` decodes without an error, raised or only logged: decoders conceal
+    most damage and just log it, and a player then logs the same error."""
+    if av.logging.get_level() is None:  # PyAV drops FFmpeg's messages unless a level is set
+        av.logging.set_level(av.logging.ERROR)
+        logging.getLogger("libav").addHandler(logging.NullHandler())  # and none reach the terminal
+    with av.logging.Capture() as messages:  # this thread's only
+        try:
+            checker.decode(packet)
+        except av.FFmpegError:
+            return False
+    return not any(level <= av.logging.ERROR for level, _, _ in messages)
 
 
 def describe_audio_loss(name: str, lost: list[tuple[float, float]]) -> str:
