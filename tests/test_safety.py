@@ -4,11 +4,13 @@ truncated inputs, inputs judged by content, and one-line errors for every mistak
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -52,6 +54,21 @@ def grown(folder: Path, size: int):
 def plays(path: Path, codec: str | None = None) -> list[av.VideoFrame]:
     """Every frame of ``path``, decoded strictly (a decoding error fails the test)."""
     return decoded(path, codec)
+
+
+@contextlib.contextmanager
+def ffmpeg_errors() -> Iterator[list[str]]:
+    """The error messages FFmpeg logs meanwhile (decoders conceal most damage and only log it).
+    Logging is switched off again at the end, as PyAV leaves it: on, it can deadlock threaded
+    decoders."""
+    errors: list[str] = []
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield errors
+    finally:
+        av.logging.set_level(None)
+    errors += [message for level, _, message in logs if level <= av.logging.ERROR]
 
 
 @pytest.fixture(scope="module")
@@ -543,11 +560,14 @@ def test_a_file_cut_at_any_byte_is_trimmed_to_whole_fragments(suffix, tmp_path):
         cut = tmp_path / f"cut{at}{suffix}"
         cut.write_bytes(data[:at])
         assert trim_to_whole(cut)
-        with av.logging.Capture(local=False) as logs:
+        with ffmpeg_errors() as errors:
             frames = plays(cut, "libvpx-vp9" if suffix == ".webm" else None)
         assert 0 < len(frames) < 30 and [round(f.time * 25) for f in frames] == list(range(len(frames)))
-        assert not [m for level, _, m in logs if level <= av.logging.ERROR], (at, logs)
-        assert cut.read_bytes() == data[:cut.stat().st_size]  # only cut, never changed
+        assert not errors, (at, errors)
+        kept = cut.read_bytes()
+        changed = [i for i, (a, b) in enumerate(zip(kept, data)) if a != b]
+        assert len(kept) < at and len(changed) <= 8 and all(i < 64 for i in changed), changed
+        # only cut, and in Matroska the Segment's stated size made to fit (the frames untouched)
 
 
 def test_damaged_audio_is_left_out_and_said(u2netp_store, tmp_path):
@@ -566,13 +586,12 @@ def test_damaged_audio_is_left_out_and_said(u2netp_store, tmp_path):
     result = run("replace", bad, "-o", out, "-b", "red", *FAST)
     assert result.exit_code == 0, result.output
     assert "bad.mkv's audio is damaged:" in result.stderr and "left out, between" in result.stderr
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture(local=False) as logs, av.open(str(out)) as container:
-            samples = sum(f.samples for p in container.demux(audio=0) for f in p.decode())
-    finally:
-        av.logging.set_level(None)
-    assert not [m for level, _, m in logs if level <= av.logging.ERROR], logs
+    # and FFmpeg's logging is off again: left on, a codec thread that logs while its threaded
+    # decoder is freed waits for the GIL forever
+    assert av.logging.get_level() is None
+    with ffmpeg_errors() as errors, av.open(str(out)) as container:
+        samples = sum(f.samples for p in container.demux(audio=0) for f in p.decode())
+    assert not errors, errors
     with av.open(str(clip)) as container:
         whole = sum(f.samples for f in container.decode(audio=0))
     assert 0.7 * whole < samples < whole  # a few packets short

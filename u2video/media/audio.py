@@ -188,17 +188,28 @@ def _checker(stream: av.audio.stream.AudioStream) -> av.CodecContext:
     return checker
 
 
+_QUIET = logging.NullHandler()  # added once: a logger keeps one of each handler object
+
+
 def _decodes_cleanly(checker: av.CodecContext, packet: av.Packet) -> bool:
     """Whether ``packet`` decodes without an error, raised or only logged: decoders conceal
     most damage and just log it, and a player then logs the same error."""
-    if av.logging.get_level() is None:  # PyAV drops FFmpeg's messages unless a level is set
+    # FFmpeg's messages reach Python only while a level is set, and then every codec thread that
+    # logs needs the GIL: a threaded video decoder freed meanwhile deadlocks (PyAV #751). So the
+    # level is set for this one decode only, unless the caller chose one.
+    chosen = av.logging.get_level()
+    if chosen is None:
+        logging.getLogger("libav").addHandler(_QUIET)  # messages of other threads meanwhile: dropped
         av.logging.set_level(av.logging.ERROR)
-        logging.getLogger("libav").addHandler(logging.NullHandler())  # and none reach the terminal
-    with av.logging.Capture() as messages:  # this thread's only
-        try:
-            checker.decode(packet)
-        except av.FFmpegError:
-            return False
+    try:
+        with av.logging.Capture() as messages:  # this thread's only
+            try:
+                checker.decode(packet)
+            except av.FFmpegError:
+                return False
+    finally:
+        if chosen is None:
+            av.logging.set_level(None)
     return not any(level <= av.logging.ERROR for level, _, _ in messages)
 
 

@@ -87,21 +87,29 @@ def complete_until(path: Path) -> float | None:
 def trim_to_whole(path: Path) -> bool:
     """Cut a MOV/MP4 or Matroska file that stopped mid-write (a full disk, a kill) back to its
     last whole fragment or cluster, in place (no room is needed for a copy). Returns whether
-    it cut anything; files of other layouts are left as they are."""
-    with open(path, "rb") as f:
+    it changed anything; files of other layouts are left as they are."""
+    with open(path, "r+b") as f:
         head = f.read(8)
         f.seek(0, 2)
         size = f.tell()
         if head[4:8] in (b"ftyp", b"moov", b"wide", b"free", b"mdat"):
-            end = _whole_mp4(f, size)
+            end, segment = _whole_mp4(f, size), None
         elif head[:4] == b"\x1a\x45\xdf\xa3":  # EBML
-            end = _whole_matroska(f, size)
+            end, segment = _whole_matroska(f, size)
         else:
             return False
-    if end is None or end >= size:
-        return False
-    os.truncate(path, end)
-    return True
+        if end is None:
+            return False
+        changed = end < size
+        if segment is not None:  # a Segment whose size says it goes on past the end: a demuxer
+            at, width, start, length = segment  # would report the file cut short, so say where it ends
+            if start + length > end:
+                f.seek(at)
+                f.write(((1 << 7 * width) | (end - start)).to_bytes(width, "big"))
+                changed = True
+    if end < size:
+        os.truncate(path, end)
+    return changed
 
 
 def _whole_mp4(f, size: int) -> int | None:
@@ -125,8 +133,10 @@ def _whole_mp4(f, size: int) -> int | None:
     return moof_at if moof_at is not None and moof_at < whole else whole
 
 
-def _whole_matroska(f, size: int) -> int | None:
-    """End of the last whole top-level element inside the Segment (clusters, chiefly)."""
+def _whole_matroska(f, size: int) -> tuple[int | None, tuple[int, int, int, int] | None]:
+    """End of the last whole top-level element inside the Segment (clusters, chiefly), and the
+    Segment's size field if its size is known: (its position, its width, where the Segment's
+    content starts, the size it states)."""
     at = 0
     f.seek(0)
     data = f.read(min(size, 64))
@@ -137,8 +147,9 @@ def _whole_matroska(f, size: int) -> int | None:
     data = f.read(16)
     segment_id, n = _vint(data, 0, keep_marker=True)
     if segment_id != 0x18538067:
-        return None
-    _, m = _vint(data, n)
+        return None, None
+    length, m = _vint(data, n)
+    segment = None if length is None else (at + n, m, at + n + m, length)
     at += n + m
     whole = at
     while at < size:
@@ -155,7 +166,7 @@ def _whole_matroska(f, size: int) -> int | None:
             break  # an element cut short (or one of unknown size, still open when writing stopped)
         at += n + m + length
         whole = at
-    return whole
+    return whole, segment
 
 
 def _vint(data: bytes, at: int, keep_marker: bool = False) -> tuple[int | None, int]:
