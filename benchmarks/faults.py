@@ -641,6 +641,9 @@ def check_file(path: Path) -> dict:
     stretch still leaves the count of frames that do decode; any FFmpeg error (raised, or only
     logged, as decoders conceal most) makes the file unplayable, and says which stream it was in."""
     info = {"size": path.stat().st_size, "plays": False, "frames": None, "error": None}
+    if re.fullmatch(r"\.sequence\.u2video-\w+\.run", path.name):  # a PNG run's lock and note: text, not media
+        info.update(plays=True, marker=True)
+        return info
     if info["size"] == 0:
         info["error"] = "empty file"
         return info
@@ -926,6 +929,8 @@ def describe_left(files: list[dict]) -> str:
         folder, name = os.path.split(f["path"])
         if re.fullmatch(r"\d+\.png", name):
             pngs.setdefault(folder, []).append((int(name[:-4]), f))
+        elif f.get("marker"):
+            parts.append(f"{f['path']}: the run's marker")
         else:
             plays = "plays" if f["plays"] else f"UNPLAYABLE ({f['error']})"
             frames = f" {f['frames']} fr," if f["frames"] is not None else ""
