@@ -221,3 +221,20 @@ def test_python_api_replace(u2netp_store, clip, tmp_path):
                           options=u2video.load_preset("webm-replace").output_config(end=0.2))
     assert out == [tmp_path / "out.webm"]
     assert len(decoded(out[0], "libvpx-vp9")) == 5
+
+
+def test_one_frame_h265_is_written_every_time(tmp_path):
+    """x265 gives a one-frame encode's packet a garbage dts in about a quarter of tries, which
+    the MP4 muxer refuses: the sink mends it, and the frame plays."""
+    from fractions import Fraction
+
+    from u2video.media.writers import VideoSink
+    from u2video.presets import load_preset
+
+    fmt = load_preset("h265-replace").format
+    for i in range(30):
+        sink = VideoSink(tmp_path / f"one{i}.mp4", fmt, 64, 48, Fraction(25), Fraction(1, 25))
+        sink.write(np.full((48, 64, 3), 90, np.uint8), 0)
+        sink.finish()
+        frames = decoded(tmp_path / f"one{i}.mp4")
+        assert len(frames) == 1 and frames[0].pts == 0

@@ -93,6 +93,8 @@ class VideoSink:
         self._temps: list[TempFile] = []  # the file being written, then its copy in the usual layout
         self._written: Path | None = None  # where finish() published it
         self._last_pts: int | None = None
+        self._last_dts: int | None = None  # of the last packet muxed
+        self._rate = rate
         self._video_started = False
         out_w, out_h = output_size(width, height, fmt, max_height)
         scaled = bool(max_height and height > max_height)
@@ -152,10 +154,23 @@ class VideoSink:
         self.frames += 1
 
     def _mux(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._mend_dts(packet)
         try:
             self._container.mux(packets)
         except OSError as e:
             raise MediaError(f"could not write {self.target} ({e.strerror or e}): check free space") from None
+
+    def _mend_dts(self, packet: av.Packet) -> None:
+        """x265 gives the packet of a one-frame encode an uninitialised dts (seen: -7.9e13, in a
+        quarter of runs) and the muxer then refuses it: a dts more than 16 frames before its pts
+        (more than any encoder reorders) is replaced by the next one in order."""
+        if packet.dts is not None and packet.pts is not None and packet.time_base is not None:
+            limit = 16 / (self._rate * packet.time_base)
+            if packet.pts - packet.dts > limit:
+                packet.dts = packet.pts if self._last_dts is None else min(packet.pts, self._last_dts + 1)
+        if packet.dts is not None:
+            self._last_dts = packet.dts
 
     def _close(self, all_audio: bool) -> None:
         self._closed = True  # whatever happens next, the container is not written to again
