@@ -35,8 +35,15 @@ def pick_device(kind: DeviceKind) -> torch.device:
     return torch.device("cuda")
 
 
-def pick_dtype(precision: Precision) -> torch.dtype:
-    return torch.float16 if precision is Precision.FP16 else torch.float32
+def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The network's dtype: AUTO is fp16 on CUDA, fp32 elsewhere."""
+    if precision is Precision.AUTO:
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {Precision.FP32: torch.float32, Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}[precision]
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
 
 
 def synchronize(device: torch.device) -> None:
@@ -94,7 +101,7 @@ def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype) -> 
         if device.type != "cpu":
             raise DeviceError("--runtime onnxruntime runs on the CPU only: use --device cpu, or --runtime torch on CUDA")
         if dtype != torch.float32:
-            raise DeviceError("--runtime onnxruntime runs fp32 only: drop --fp16")
+            raise DeviceError("--runtime onnxruntime runs fp32 only: use --precision fp32, or --runtime torch")
         if not _has_onnxruntime():
             raise DeviceError("--runtime onnxruntime needs the onnxruntime package: pip install onnxruntime")
         return runtime

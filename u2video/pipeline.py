@@ -1,8 +1,10 @@
-"""The one frame loop: source -> batches -> segmenter -> matte (smoothing, refinement) -> compose -> sink.
+"""The one frame loop: source -> batches -> upload -> segmenter -> matte (smoothing, refinement)
+-> compose -> download -> sink.
 
-Decoding and encoding run on their own threads (FFmpeg releases the GIL), the network on the
-caller's thread, joined by bounded queues: the stages overlap and memory stays flat however
-long the clip is.
+Decoding and encoding run on their own threads (FFmpeg releases the GIL), the device work on
+the caller's thread, joined by bounded queues and the host buffers of ``StreamLanes`` (on CUDA
+the uploads, the work and the downloads of successive batches overlap on their own streams):
+the stages overlap and memory stays flat however long the clip is.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .alpha import MatteStage
@@ -23,10 +24,11 @@ from .media.source import DecodedFrame, FrameLoss, VideoSource
 from .media.writers import Sink
 from .progress import Reporter
 from .segmenter import Segmenter
+from .streams import StreamLanes, stop_waiting
 
 _END = object()
 
-# frames [B,H,W,3] uint8 (host) + alpha [B,1,H,W] f32 (device) -> output pixels [B,...] uint8 (device)
+# frames [B,H,W,3] uint8 + alpha [B,1,H,W] f32, both on the device -> output pixels [B,...] uint8 (device)
 Render = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -100,11 +102,16 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
             item = _get(rendered, stop)
             if item is _END:
                 return
-            pixels, pts = item
-            for one, t in zip(pixels, pts):
-                sink.write(one, t)
+            done, pts = item
+            try:
+                for one, t in zip(done.wait(), pts):
+                    sink.write(one, t)  # the sink copies the pixels: the buffer can go back
+            finally:
+                done.release()
 
     decoder, encoder = _Stage(decode, "u2video-decode"), _Stage(encode, "u2video-encode")
+    lanes = StreamLanes(segmenter.device)
+    encoding = stop_waiting(stop, encoder)
     bar = reporter.bar("frames", source.info.frames or None, "frame")
     count = 0
 
@@ -113,9 +120,9 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
         nonlocal count
         if not pts:
             return True  # the smoothing window is still filling
-        pixels = render(frames, alpha).cpu().numpy()
-        if not _put(rendered, (pixels, pts), stop, encoder):
-            return False  # its error is raised below
+        done = lanes.download(render(frames, alpha), encoding)
+        if done is None or not _put(rendered, (done, pts), stop, encoder):
+            return False  # the encoder died: its error is raised below
         count += len(pts)
         bar.update(len(pts))
         return True
@@ -123,8 +130,8 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
     try:
         decoder.start()
         encoder.start()
-        with frame_loop_threads(segmenter.device, segmenter.workers):
-            chunks = ((torch.from_numpy(np.stack([f.rgb for f in chunk])), [f.pts for f in chunk])  # [B,H,W,3] u8
+        with frame_loop_threads(segmenter.device, segmenter.workers), lanes.compute():
+            chunks = ((lanes.upload([f.rgb for f in chunk]), [f.pts for f in chunk])  # [B,H,W,3] u8 on the device
                       for chunk in _batches(decoded, stop, decoder, batch))
             for frames, pts, preds in segmenter.predict_batches(chunks):  # preds [B,1,S,S] f32 0..1, on the device
                 if not emit(*matte.push(frames, preds, pts)):

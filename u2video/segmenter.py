@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .compose import alpha_to_uint8
 from .config import DeviceConfig, ModelConfig, Normalization, Runtime
-from .device import pick_device, pick_dtype, pick_runtime, prepare_network
+from .device import pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
 from .model.weights import ResolvedWeights, load_network
 from .progress import Reporter
 
@@ -59,15 +59,16 @@ class Segmenter:
         if model.normalization is Normalization.AUTO:
             raise ValueError("resolve AUTO normalisation with ModelConfig.resolved() first")
         torch_device = pick_device(device.kind)  # fail on a missing GPU before any download
-        pick_runtime(device.runtime, torch_device, pick_dtype(device.precision))  # and on a runtime that can't run
+        dtype = pick_dtype(device.precision, torch_device)
+        pick_runtime(device.runtime, torch_device, dtype)  # and on a runtime that can't run
         network, weights = load_network(model.name, reporter)
-        return cls(network, torch_device, pick_dtype(device.precision), model.input_size,
+        return cls(network, torch_device, dtype, model.input_size,
                    model.normalization, weights, device.runtime, workers)
 
     def describe(self) -> str:
         name = self.weights.spec.name if self.weights and self.weights.spec else (
             self.weights.path.name if self.weights else type(self.network).__name__)
-        precision = "fp16" if self.dtype == torch.float16 else "fp32"
+        precision = precision_name(self.dtype)
         return (f"model {name} at {self.input_size}x{self.input_size} ({self.normalization.value} "
                 f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}"
                 + (f", {self.workers} frames at once)" if self.workers > 1 else ")"))

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
-from .options import (BatchOpt, DeviceOpt, Fp16Opt, InputSizeOpt, ModelOpt, RefineOpt, RuntimeOpt, SmoothOpt,
+from .options import (BatchOpt, DeviceOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, ModelOpt, RefineOpt, RuntimeOpt, SmoothOpt,
                       configs)
 
 
@@ -23,6 +23,7 @@ def bench(
     frames: Annotated[int, typer.Option("--frames", min=1, help="Generated clip: number of frames.")] = 60,
     model: ModelOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
     runtime: RuntimeOpt = None,
@@ -47,7 +48,7 @@ def bench(
     except ValueError:
         raise ConfigError(f"--size {size} is not WIDTHxHEIGHT, e.g. 640x480") from None
     _, model_cfg, device_cfg, _, matte_cfg = configs(
-        "matte", None, model=model, input_size=input_size, normalize=None, device=device, fp16=fp16,
+        "matte", None, model=model, input_size=input_size, normalize=None, device=device, precision=precision, fp16=fp16,
         batch=batch, runtime=runtime, smooth=smooth, refine=refine)
     result = run_bench(video, output_format=fmt, size=(width, height), frames=frames, model=model_cfg,
                        device=device_cfg, matte_config=matte_cfg, reporter=TerminalReporter())

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, ModelOpt, NormalizationOpt,
+from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, ModelOpt, NormalizationOpt,
                       OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
@@ -25,6 +25,7 @@ def matte(
     preset: PresetOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
     runtime: RuntimeOpt = None,
@@ -45,7 +46,7 @@ def matte(
     from ..api import matte as run_matte  # torch loads here, not for --help
 
     _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
-        "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
+        "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, precision=precision, fp16=fp16,
         batch=batch, runtime=runtime, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end)
     run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
               reporter=TerminalReporter())

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
+from ..errors import ConfigError
 from ..presets import Preset, load_preset
 
 ModelOpt = Annotated[Optional[str], typer.Option(
@@ -18,8 +19,11 @@ ModelOpt = Annotated[Optional[str], typer.Option(
     "or a path to a .onnx/.pth file.  [default: u2netp]", show_default=False)]
 DeviceOpt = Annotated[Optional[DeviceKind], typer.Option(
     "--device", help="Where the network runs.  [default: auto]", show_default=False)]
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(
+    "--precision", show_default=False,
+    help="The network's number format: auto is fp16 on CUDA and fp32 on the CPU.  [default: auto]")]
 Fp16Opt = Annotated[Optional[bool], typer.Option(
-    "--fp16/--fp32", help="Half precision for the network (CUDA).  [default: fp32]", show_default=False)]
+    "--fp16/--fp32", help="Same as --precision fp16 / --precision fp32.", show_default=False)]
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", show_default=False,
     help="What runs the network: auto is onnxruntime on the CPU (faster there) and PyTorch on CUDA.  [default: auto]")]
@@ -61,13 +65,17 @@ RefineOpt = Annotated[Optional[bool], typer.Option(
 
 
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
-            normalize: Normalization | None, device: DeviceKind | None, fp16: bool | None, batch: int | None,
-            runtime: Runtime | None, smooth: int | None, refine: bool | None,
-            **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
+            normalize: Normalization | None, device: DeviceKind | None, precision: Precision | None,
+            fp16: bool | None, batch: int | None, runtime: Runtime | None, smooth: int | None,
+            refine: bool | None, **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
     """Defaults < preset < flags, for every config a command needs."""
     preset = load_preset(preset_name)
     preset.check_command(command)
-    precision = None if fp16 is None else (Precision.FP16 if fp16 else Precision.FP32)
+    if fp16 is not None:  # the older spelling
+        said = Precision.FP16 if fp16 else Precision.FP32
+        if precision not in (None, said):
+            raise ConfigError(f"--{said.value} and --precision {precision.value} disagree: give one of them")
+        precision = said
     return (preset,
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
             preset.device_config(kind=device, precision=precision, batch=batch, runtime=runtime),

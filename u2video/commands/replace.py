@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
-from .options import (BatchOpt, CrfOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, InputSizeOpt, MaxHeightOpt, ModelOpt,
+from .options import (BatchOpt, CrfOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, MaxHeightOpt, ModelOpt,
                       NormalizationOpt, OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
 
 
@@ -29,6 +29,7 @@ def replace(
     max_height: MaxHeightOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,
     batch: BatchOpt = None,
     runtime: RuntimeOpt = None,
@@ -49,7 +50,7 @@ def replace(
     from ..api import replace as run_replace  # torch loads here, not for --help
 
     chosen, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
-        "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, fp16=fp16,
+        "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, precision=precision, fp16=fp16,
         batch=batch, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, strict=strict or None, start=start, end=end, crf=crf, max_height=max_height)
     background = background or chosen.background
     if background is None:

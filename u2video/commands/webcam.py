@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import CrfOpt, DeviceOpt, Fp16Opt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
+from .options import CrfOpt, DeviceOpt, Fp16Opt, PrecisionOpt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
 
 
 def webcam(
@@ -38,6 +38,7 @@ def webcam(
         help="Square size the network sees (multiple of 32): smaller is faster and coarser.  "
         "[default: 320 on CUDA, 128 on the CPU]")] = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,
     runtime: RuntimeOpt = None,
     smooth: Annotated[Optional[int], typer.Option(
@@ -61,7 +62,7 @@ def webcam(
     from ..config import with_flags
 
     _, model_cfg, device_cfg, output_cfg, _ = configs(
-        "replace", None, model=model, input_size=input_size, normalize=None, device=device, fp16=fp16,
+        "replace", None, model=model, input_size=input_size, normalize=None, device=device, precision=precision, fp16=fp16,
         batch=None, runtime=runtime, smooth=None, refine=None, overwrite=overwrite or None, strict=strict or None, crf=crf)
     if input_size is None:
         model_cfg = live_model(model_cfg, device_cfg)
