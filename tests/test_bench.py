@@ -70,3 +70,11 @@ def test_bench_bad_options_are_one_line_errors(args, expected, u2netp_store):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("u2video: error:") and expected in lines[-1], result.stderr
     assert "Traceback" not in result.output
+
+
+def test_bench_on_a_clip_shorter_than_the_smoothing_window(u2netp_store):
+    """All 3 frames come out of the matte step only when it is flushed: they are still encoded."""
+    result = run("--size", "64x48", "--frames", "3", "--input-size", "64", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert all(data["stages"][name]["frames"] == 3 for name in STAGES)

@@ -246,8 +246,9 @@ def _matte(cached: list[torch.Tensor], preds: list[torch.Tensor], config: MatteC
             pixels = render(out_frames, alpha).cpu().numpy()
             rendered += list(pixels[: max(0, _CACHED_FRAMES - len(rendered))])
     out_frames, alpha, keys = stage.flush()
-    if keys:
-        render(out_frames, alpha).cpu().numpy()
+    if keys:  # a clip shorter than the smoothing window has all its frames here
+        pixels = render(out_frames, alpha).cpu().numpy()
+        rendered += list(pixels[: max(0, _CACHED_FRAMES - len(rendered))])
     synchronize(device)
     return clock.stage("matte", total), rendered
 
