@@ -100,3 +100,42 @@ def test_cuda_lanes_keep_order_and_pixels_without_host_syncs():
                 assert (got == np.clip(np.stack(batch(j, 4)).astype(int) * 2, 0, 255)).all()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("render_name", ["rgba", "blur"])
+def test_the_frame_loop_on_cuda_never_waits_for_the_gpu(u2netp_store, render_name):
+    """The steady state of run_video's loop (upload, network, smoothing, refinement, hold,
+    compositing, download) under set_sync_debug_mode("error"): any .item(), .cpu() or
+    synchronising copy raises. Only Download.wait, on the encoder's side, waits (an event)."""
+    from u2video.alpha import MatteStage
+    from u2video.backgrounds import parse_background
+    from u2video.compose import Compositor, to_rgba
+    from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
+    from u2video.segmenter import Segmenter
+
+    from .conftest import synthetic_scene
+
+    cuda = torch.device("cuda")
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CUDA))
+    stage, lanes = MatteStage(MatteConfig()), StreamLanes(cuda)
+    render = to_rgba if render_name == "rgba" else Compositor(parse_background("blur"))
+    scenes = [synthetic_scene(96, 128, seed=s) for s in range(4)]
+    finished = 0
+    try:
+        with lanes.compute():
+            for k in range(24):
+                if k == 12:  # after the window filled, the allocator warmed up and cuDNN chose
+                    torch.cuda.set_sync_debug_mode("error")
+                frames = lanes.upload([scenes[(k + i) % 4] for i in range(2)])
+                preds = segmenter.predict_lowres(frames)
+                out_frames, alpha, keys = stage.push(frames, preds, [2 * k, 2 * k + 1])
+                if keys:
+                    done = lanes.download(render(out_frames, alpha))
+                    pixels = done.wait()
+                    finished += len(pixels)
+                    done.release()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert finished > 20

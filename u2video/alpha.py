@@ -155,14 +155,12 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
     if params.radius == 0 or preds.shape[0] == 1:
         return preds[centre:centre + 1]
     change = _separable((guides - guides[centre:centre + 1]).abs(), [1 / 3] * 3)  # [T,1,h,w]
-    # a cut between two neighbours ends the window on that side (frames across it don't count)
-    steps = (guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3)).tolist()  # [T-1]
-    usable = [True] * preds.shape[0]
-    for i in range(centre - 1, -1, -1):
-        usable[i] = usable[i + 1] and steps[i] < params.cut
-    for i in range(centre + 1, preds.shape[0]):
-        usable[i] = usable[i - 1] and steps[i - 1] < params.cut
-    in_window = torch.tensor(usable, device=preds.device, dtype=preds.dtype).view(-1, 1, 1, 1)
+    # a cut between two neighbours ends the window on that side (frames across it don't count);
+    # in tensor ops, so that the host never waits for the device here
+    calm = ((guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3)) < params.cut).to(preds.dtype)  # [T-1]
+    before = calm[:centre].flip(0).cumprod(0).flip(0)  # frame i < centre: no cut from i to centre
+    after = calm[centre:].cumprod(0)  # frame i > centre: no cut from centre to i
+    in_window = torch.cat((before, calm.new_ones(1), after)).view(-1, 1, 1, 1)
     exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
     exponent += ((preds - preds[centre:centre + 1]) / params.disagreement) ** 2
     weight = torch.exp(-exponent.clamp_(max=_EXPONENT_CAP)) * in_window
@@ -188,10 +186,9 @@ def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
     if state is None or params.keep == 0 or state.alpha.shape != alpha.shape:
         return alpha, HoldState(alpha, guide)
     change = (guide - state.guide).abs()
-    if float(change.mean()) >= params.cut:
-        return alpha, HoldState(alpha, guide)
     exponent = (change / params.tolerance) ** 2 + ((alpha - state.alpha) / params.disagreement) ** 2
     keep = params.keep * torch.exp(-exponent.clamp_(max=_EXPONENT_CAP))
+    keep = keep * (change.mean() < params.cut)  # a scene cut keeps nothing (a tensor: no wait for the device)
     held = alpha + keep * (state.alpha - alpha)
     return held, HoldState(held, guide)
 
@@ -305,7 +302,7 @@ class MatteWindow:
 class MatteStage:
     """The frame loop's matte step: predictions in, finished full-resolution alpha out, in order.
 
-    ``push(frames, preds, keys)`` takes a batch ([B,H,W,3] uint8 frames on the host, their
+    ``push(frames, preds, keys)`` takes a batch ([B,H,W,3] uint8 frames, on the device or the host, their
     predictions [B,1,S,S] on the device, one key per frame, e.g. its pts) and returns the frames
     whose window is complete: (frames [K,H,W,3] uint8, alpha [K,1,H,W] f32 0..1 on the device,
     keys). With smoothing on and look-ahead, a frame comes out ``smooth`` frames later;
