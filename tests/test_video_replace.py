@@ -238,3 +238,22 @@ def test_one_frame_h265_is_written_every_time(tmp_path):
         sink.finish()
         frames = decoded(tmp_path / f"one{i}.mp4")
         assert len(frames) == 1 and frames[0].pts == 0
+
+
+@pytest.mark.parametrize("preset, software, hardware", [("h264-replace", "libx264", "h264_nvenc"),
+                                                          ("h265-replace", "libx265", "hevc_nvenc")])
+def test_the_output_line_names_the_encoder_that_wrote_the_file(u2netp_store, clip, tmp_path, preset, software, hardware):
+    """NVIDIA's encoder where it opens, else the software one, and the line says which: the
+    software encoders sign the stream ("x264 - core", "x265 (build"), NVENC does not."""
+    out = tmp_path / "out.mp4"
+    result = run("replace", clip, "-o", out, "-b", "red", "-p", preset, *FAST)
+    assert result.exit_code == 0, result.output
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("u2video: writing out.mp4:")]
+    with av.open(str(out)) as container:
+        first = bytes(container.streams.video[0].codec_context.extradata or b"")  # x265 signs here
+        first += bytes(next(p for p in container.demux(video=0) if p.size))  # x264 here
+    signed = b"x264 - core" in first or b"x265 (build" in first
+    if signed:
+        assert f"out.mp4: {software} (no NVIDIA encoder: {hardware} did not open" in line, line
+    else:
+        assert f"out.mp4: {hardware} (NVIDIA's, in place of {software})" in line, line
