@@ -345,3 +345,35 @@ def test_an_encoder_failure_stops_the_run_instead_of_hanging(u2netp_store, tmp_p
     assert not runner.is_alive(), "run_video hung after the encoder failed"
     assert outcome.get("error") == "disk full"
     assert sink.salvaged and not sink.finished and sink.frames == 2
+
+
+def test_prores_quantiser_from_the_preset_takes_effect_and_alpha_stays_lossless(tmp_path):
+    """The ProRes presets' qscale is a fixed quantiser (prores_ks ignores it as an option): a
+    coarser one makes a smaller file, and the alpha plane decodes bit-exact either way."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from u2video.media.writers import VideoSink
+    from u2video.presets import load_preset
+
+    fmt = load_preset("prores4444").format
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:96, 0:128]
+    alpha = (np.clip(1.5 - np.hypot((xx - 64) / 32, (yy - 48) / 24), 0, 1) * 255).astype(np.uint8)
+    rgba = [np.dstack([(rng.random((96, 128, 3)) * 255).astype(np.uint8), alpha]) for _ in range(3)]
+    sizes = {}
+    for q in ("2", "24"):
+        out = tmp_path / f"q{q}.mov"
+        sink = VideoSink(out, replace(fmt, codec_options={**fmt.codec_options, "qscale": q}), 128, 96,
+                         Fraction(25), Fraction(1, 25))
+        for i, pixels in enumerate(rgba):
+            sink.write(pixels, i)
+        sink.finish()
+        sizes[q] = out.stat().st_size
+        want = av.VideoFrame.from_ndarray(rgba[0], format="rgba").reformat(format="yuva444p10le")
+        with av.open(str(out)) as container:
+            got = next(container.decode(video=0))
+        plane = lambda f: np.frombuffer(f.planes[3], np.uint16).reshape(96, -1)[:, :128]  # noqa: E731
+        shift = {"yuva444p10le": 0, "yuva444p12le": 2}[got.format.name]  # the decoder may widen it
+        assert np.array_equal(plane(got) >> shift, plane(want))
+    assert sizes["24"] < 0.8 * sizes["2"], sizes  # ignored, both were the same size
