@@ -5,7 +5,9 @@ quantiser (what the presets' ``qscale`` sets), on frames of the real clips in ..
 
 For each: encode time per frame on one thread, size per frame, colour PSNR after the round
 trip (RGB -> yuva444p10le -> ProRes -> RGB; min and mean over frames), and whether the 10-bit
-alpha plane decodes bit-exact.
+alpha plane decodes bit-exact. Then the whole stream at quantiser 4 by PyAV's thread type (slice
+threads, PyAV's default, against frame threads): frames/s, and whether the packets are those of
+a one-thread encode.
 """
 
 from __future__ import annotations
@@ -91,7 +93,37 @@ def main() -> int:
         name = "prores_ks's own (searched per slice)" if quantiser is None else f"fixed quantiser {quantiser}"
         print(f"| {name} | {r['ms_per_frame']:.1f} | {r['mb_per_frame']:.3f} | {r['psnr_min']:.2f} / "
               f"{r['psnr_mean']:.2f} dB | {'yes' if r['alpha_exact'] else 'NO'} |")
+    print()
+    print("Fixed quantiser 4, the whole stream (flush included), by PyAV's thread type:")
+    print("| threads | frames/s | packets as with one thread |")
+    print("|---|---|---|")
+    one = None
+    for thread_type, count in (("SLICE", 1), ("SLICE", 0), ("FRAME", 0)):
+        fps, packets = stream_speed(frames, thread_type, count)
+        one = one or packets
+        label = f"{thread_type.lower()}, {'one thread' if count == 1 else 'a thread per core'}"
+        print(f"| {label} | {fps:.1f} | {'yes' if packets == one else 'NO'} |")
     return 0
+
+
+def stream_speed(frames: list[np.ndarray], thread_type: str, count: int) -> tuple[float, list[bytes]]:
+    h, w = frames[0].shape[:2]
+    alpha = np.full((h, w), 200, np.uint8)
+    sources = [av.VideoFrame.from_ndarray(np.dstack([rgb, alpha]), format="rgba").reformat(format="yuva444p10le")
+               for rgb in frames]
+    encoder = av.CodecContext.create("prores_ks", "w")
+    encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = w, h, "yuva444p10le", Fraction(1, 25)
+    encoder.options = {"profile": "4444", "vendor": "apl0"}
+    encoder.qscale, encoder.global_quality = True, 4
+    encoder.thread_type, encoder.thread_count = thread_type, count
+    packets: list[bytes] = []
+    start = time.perf_counter()
+    for i in range(4 * len(sources)):
+        frame = sources[i % len(sources)]
+        frame.pts = i
+        packets += [bytes(p) for p in encoder.encode(frame)]
+    packets += [bytes(p) for p in encoder.encode(None)]
+    return 4 * len(sources) / (time.perf_counter() - start), packets
 
 
 if __name__ == "__main__":

@@ -377,3 +377,37 @@ def test_prores_quantiser_from_the_preset_takes_effect_and_alpha_stays_lossless(
         shift = {"yuva444p10le": 0, "yuva444p12le": 2}[got.format.name]  # the decoder may widen it
         assert np.array_equal(plane(got) >> shift, plane(want))
     assert sizes["24"] < 0.8 * sizes["2"], sizes  # ignored, both were the same size
+
+
+def test_prores_written_with_frame_threads_holds_the_packets_of_a_one_thread_encode(tmp_path):
+    """ProRes is encoded on frame threads (each frame apart): the file's packets, in order with
+    their times, are those of a one-thread encode of the same frames."""
+    from fractions import Fraction
+
+    from u2video.media.writers import VideoSink
+    from u2video.presets import load_preset
+
+    fmt = load_preset("prores4444").format
+    rng = np.random.default_rng(6)
+    rgba = [(rng.random((96, 128, 4)) * 255).astype(np.uint8) for _ in range(9)]
+    out = tmp_path / "threads.mov"
+    sink = VideoSink(out, fmt, 128, 96, Fraction(25), Fraction(1, 25))
+    for i, pixels in enumerate(rgba):
+        sink.write(pixels, i)
+    sink.finish()
+    encoder = av.CodecContext.create("prores_ks", "w")
+    encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = 128, 96, fmt.pix_fmt, Fraction(1, 25)
+    encoder.options = {k: v for k, v in fmt.codec_options.items() if k != "qscale"}
+    encoder.qscale, encoder.global_quality = True, int(fmt.codec_options["qscale"])
+    encoder.thread_type, encoder.thread_count = "SLICE", 1
+    want = []
+    for i, pixels in enumerate(rgba):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgba")
+        frame.pts = i
+        want += [bytes(p) for p in encoder.encode(frame)]
+    want += [bytes(p) for p in encoder.encode(None)]
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        got = [(bytes(p), p.pts * p.time_base) for p in container.demux(stream) if p.size]
+    assert [data for data, _ in got] == want
+    assert [t for _, t in got] == [Fraction(i, 25) for i in range(9)]

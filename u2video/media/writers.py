@@ -144,6 +144,8 @@ class VideoSink:
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
             stream.codec_context.time_base = time_base  # not 1/rate: variable frame rates stay exact
+            if self._codec == "prores_ks":  # intra-only: frames encode apart, packets are the same
+                stream.thread_type = "FRAME"  # PyAV's default, slices, only splits its quantiser search
             if self._codec == "prores_ks" and "qscale" in options:
                 # prores_ks ignores a "qscale" option: its fixed quantiser is the QSCALE flag with
                 # global_quality = q (6x faster than its rate control; alpha stays lossless; README)
