@@ -1,8 +1,9 @@
-"""Device choice and what runs the network there: the one place that knows about devices.
+"""Device choice and what runs the network there; with ``streams.py`` (how batches travel to
+the device and back) the only places that know about devices.
 
 CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by onnxruntime,
 which measured 1.2x faster than PyTorch eager on 2 cores (README, "Speed"); PyTorch is the
-fallback when onnxruntime is missing. CUDA: PyTorch, channels_last, fp32 or fp16. Either way
+fallback when onnxruntime is missing. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
 the caller hands over a normalised [B,3,S,S] tensor and gets a [B,1,S,S] f32 tensor back on
 the same device, so no other stage cares which it was.
 """
