@@ -32,21 +32,16 @@ import numpy as np
 import torch
 
 import u2video
-from u2video.alpha import MatteStage
 from u2video.api import LIVE_MATTE
-from u2video.backgrounds import parse_background
 from u2video.benchmark import BenchFormat, bench
-from u2video.compose import Compositor
 from u2video.config import DeviceConfig, DeviceKind, ModelConfig, Normalization, Precision, Runtime
 from u2video.device import pick_dtype, prepare_network
-from u2video.live import run_live
-from u2video.media.live import LiveSource
 from u2video.media.demo import render_still, write_clip
 from u2video.model.registry import MODELS
 from u2video.model.u2net import U2NET, U2NETP, fold_batchnorm
 from u2video.model.weights import load_network, store_dir
-from u2video.progress import SilentReporter
 from u2video.segmenter import Segmenter
+from webcam import play_live  # benchmarks/webcam.py: a clip played as the webcam command plays it
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_IMAGES = ROOT.parent / "shared" / "reference" / "u2net_official" / "images"
@@ -265,28 +260,13 @@ def end_to_end(plan: Plan, work: Path) -> list[dict]:
 
 # --- (d) live -------------------------------------------------------------------------------
 
-class Discard:
-    """A live output that takes the frames and does nothing (a virtual camera's cost is a copy)."""
-
-    def send(self, pixels, frame) -> None:
-        pass
-
-    def close(self, complete: bool) -> None:
-        pass
-
-
 def live(plan: Plan, work: Path) -> list[dict]:
     """As ``u2video webcam`` runs: the newest frame, the past-only matte step, a blurred background."""
     rows = []
     segmenter = Segmenter.from_config(u2netp_model(work, plan.size), DeviceConfig(plan.kind, Precision.AUTO), workers=1)
     for label, size, seconds in plan.live:
         clip = write_clip(work / f"live-{label}.mp4", int(60 * (seconds + 1)), size, 60, audio=False)
-        backdrop = parse_background("blur")
-        try:
-            stats = run_live(LiveSource(str(clip)), segmenter, MatteStage(LIVE_MATTE, lookahead=False),
-                             Compositor(backdrop), [Discard()], SilentReporter(), duration=seconds)
-        finally:
-            backdrop.close()
+        stats = play_live(clip, segmenter, LIVE_MATTE, duration=seconds)
         rows.append({"source": f"{label} at 60 fps", "input_size": plan.size, "captured": stats.captured,
                      "processed": stats.processed, "dropped": stats.dropped,
                      "processed_fps": round(stats.processed_fps, 2), "latency_ms_p50": round(stats.latency_ms(50), 2),

@@ -33,7 +33,7 @@ from u2video.api import LIVE_CPU_INPUT_SIZE, LIVE_MATTE
 from u2video.backgrounds import parse_background
 from u2video.compose import Compositor
 from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
-from u2video.live import run_live
+from u2video.live import LiveStats, run_live
 from u2video.media.demo import write_clip
 from u2video.media.live import LiveSource
 from u2video.progress import SilentReporter
@@ -59,13 +59,19 @@ def segmenter(size: int) -> Segmenter:
                                  workers=1)
 
 
-def live_speed(clip: Path, size: int, config: MatteConfig) -> dict:
+def play_live(clip: Path, seg: Segmenter, config: MatteConfig, duration: float | None = None) -> LiveStats:
+    """``clip`` played in real time through ``run_live`` as ``u2video webcam`` runs it: the
+    newest frame, the past-only matte step, a blurred background, an output that does nothing."""
     backdrop = parse_background("blur")
     try:
-        stats = run_live(LiveSource(str(clip)), segmenter(size), MatteStage(config, lookahead=False),
-                         Compositor(backdrop), [Discard()], SilentReporter())
+        return run_live(LiveSource(str(clip)), seg, MatteStage(config, lookahead=False),
+                        Compositor(backdrop), [Discard()], SilentReporter(), duration=duration)
     finally:
         backdrop.close()
+
+
+def live_speed(clip: Path, size: int, config: MatteConfig) -> dict:
+    stats = play_live(clip, segmenter(size), config)
     return {"processed_fps": stats.processed_fps, "drop_rate": stats.dropped / max(stats.captured, 1),
             "p50_ms": stats.latency_ms(50), "p95_ms": stats.latency_ms(95), "captured": stats.captured}
 

@@ -144,13 +144,14 @@ class VideoSink:
             stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
             stream.codec_context.time_base = time_base  # not 1/rate: variable frame rates stay exact
-            if self._codec == "prores_ks":  # intra-only: frames encode apart, packets are the same
-                stream.thread_type = "FRAME"  # PyAV's default, slices, only splits its quantiser search
-            if self._codec == "prores_ks" and "qscale" in options:
-                # prores_ks ignores a "qscale" option: its fixed quantiser is the QSCALE flag with
-                # global_quality = q (6x faster than its rate control; alpha stays lossless; README)
-                stream.codec_context.qscale = True
-                stream.codec_context.global_quality = int(options.pop("qscale"))
+            if self._codec == "prores_ks":
+                # intra-only: frames encode apart, with the same packets; PyAV's default, slice
+                # threads, only splits its quantiser search
+                stream.thread_type = "FRAME"
+                if "qscale" in options:  # ignored as an option: the fixed quantiser is the QSCALE
+                    # flag with global_quality = q (6x faster than its rate control; alpha stays lossless)
+                    stream.codec_context.qscale = True
+                    stream.codec_context.global_quality = int(options.pop("qscale"))
             stream.options = options
             if fmt.codec_tag:
                 stream.codec_context.codec_tag = fmt.codec_tag
