@@ -7,19 +7,28 @@ For each: encode time per frame on one thread, size per frame, colour PSNR after
 trip (RGB -> yuva444p10le -> ProRes -> RGB; min and mean over frames), and whether the 10-bit
 alpha plane decodes bit-exact. Then the whole stream at quantiser 4 by PyAV's thread type (slice
 threads, PyAV's default, against frame threads): frames/s, and whether the packets are those of
-a one-thread encode.
+a one-thread encode. Last, u2video's own ProRes 4444 output (``VideoSink``, RGBA frames in, the
+colour conversion included, as the tool runs it): one encoder on frame threads against segment
+encoders (``media/segments.py``), frames/s and whether the files' packets are the same.
+``--height 1080`` scales the frames up first.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+
+from u2video.media.segments import default_workers
+from u2video.media.writers import VideoSink
+from u2video.presets import load_preset
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -79,8 +88,13 @@ def source_of(frames: list[np.ndarray], alpha: np.ndarray, i: int) -> av.VideoFr
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--height", type=int, help="scale the frames to this height first (e.g. 1080)")
     args = parser.parse_args()
     frames = clip_frames(args.frames)
+    if frames and args.height:
+        h, w = frames[0].shape[:2]
+        size = (round(w * args.height / h) // 2 * 2, args.height)
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
     if not frames:
         print(f"prores: no clips in {MEDIA}", file=sys.stderr)
         return 1
@@ -103,7 +117,37 @@ def main() -> int:
         one = one or packets
         label = f"{thread_type.lower()}, {'one thread' if count == 1 else 'a thread per core'}"
         print(f"| {label} | {fps:.1f} | {'yes' if packets == one else 'NO'} |")
+    print()
+    workers = default_workers()
+    print(f"u2video's ProRes 4444 output (prores4444 preset), RGBA frames in, {workers} cores:")
+    print("| encoders | frames/s | packets as with one encoder |")
+    print("|---|---|---|")
+    single = None
+    for encoders in (1, workers):
+        fps, packets = sink_speed(frames, encoders)
+        single = single or packets
+        label = "one, on frame threads" if encoders == 1 else f"{encoders} segment encoders"
+        print(f"| {label} | {fps:.1f} | {'yes' if packets == single else 'NO'} |")
     return 0
+
+
+def sink_speed(frames: list[np.ndarray], encoders: int) -> tuple[float, list[bytes]]:
+    """Frames/s of writing 4 x the frames as RGBA through ``VideoSink`` (finish included)."""
+    h, w = frames[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = (np.clip(1.5 - np.hypot((xx - w / 2) / (w / 4), (yy - h / 2) / (h / 3)), 0, 1) * 255).astype(np.uint8)
+    rgba = [np.dstack([rgb, alpha]) for rgb in frames]
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out.mov"
+        start = time.perf_counter()
+        sink = VideoSink(out, load_preset("prores4444").format, w, h, Fraction(25), Fraction(1, 25), encoders=encoders)
+        for i in range(4 * len(rgba)):
+            sink.write(rgba[i % len(rgba)], i)
+        sink.finish()
+        fps = 4 * len(rgba) / (time.perf_counter() - start)
+        with av.open(str(out)) as container:
+            packets = [bytes(p) for p in container.demux(video=0) if p.size]
+    return fps, packets
 
 
 def stream_speed(frames: list[np.ndarray], thread_type: str, count: int) -> tuple[float, list[bytes]]:

@@ -379,9 +379,11 @@ def test_prores_quantiser_from_the_preset_takes_effect_and_alpha_stays_lossless(
     assert sizes["24"] < 0.8 * sizes["2"], sizes  # ignored, both were the same size
 
 
-def test_prores_written_with_frame_threads_holds_the_packets_of_a_one_thread_encode(tmp_path):
-    """ProRes is encoded on frame threads (each frame apart): the file's packets, in order with
-    their times, are those of a one-thread encode of the same frames."""
+@pytest.mark.parametrize("encoders", [1, 3])
+def test_prores_written_with_frame_threads_holds_the_packets_of_a_one_thread_encode(encoders, tmp_path):
+    """ProRes is encoded on frame threads (each frame apart; one encoder) or by segment encoders
+    (several): the file's packets, in order with their times, are those of a one-thread encode of
+    the same frames."""
     from fractions import Fraction
 
     from u2video.media.writers import VideoSink
@@ -391,7 +393,7 @@ def test_prores_written_with_frame_threads_holds_the_packets_of_a_one_thread_enc
     rng = np.random.default_rng(6)
     rgba = [(rng.random((96, 128, 4)) * 255).astype(np.uint8) for _ in range(9)]
     out = tmp_path / "threads.mov"
-    sink = VideoSink(out, fmt, 128, 96, Fraction(25), Fraction(1, 25))
+    sink = VideoSink(out, fmt, 128, 96, Fraction(25), Fraction(1, 25), encoders=encoders)
     for i, pixels in enumerate(rgba):
         sink.write(pixels, i)
     sink.finish()

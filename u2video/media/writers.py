@@ -25,6 +25,7 @@ from .audio import AudioCarrier, write_audio_files
 from .files import TempFile, folder_file, is_abandoned, partial_names, publish, publish_output
 from .images import encode_image
 from .remux import complete_until, plays, remux, trim_to_whole
+from .segments import INTRA_ONLY, SegmentEncoder, default_workers
 
 # movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
 _FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
@@ -110,14 +111,37 @@ def _why_not_open(codec: str) -> str | None:
     return None
 
 
+def _configure(context: av.CodecContext, options: dict[str, str], width: int, height: int, pix_fmt: str,
+               time_base: Fraction, segmented: bool) -> None:
+    """Set up an encoder context before it opens: the output stream's own, and each segment
+    encoder's the same way, so that their packets are interchangeable."""
+    context.width, context.height, context.pix_fmt = width, height, pix_fmt
+    context.time_base = time_base
+    options = dict(options)
+    if segmented:  # the segment encoders are the threads, one core each
+        context.thread_type, context.thread_count = "SLICE", 1
+    elif context.name == "prores_ks":
+        # intra-only: frames encode apart, with the same packets; PyAV's default, slice threads,
+        # only splits its quantiser search
+        context.thread_type = "FRAME"
+    if context.name == "prores_ks" and "qscale" in options:
+        # ignored as an option: the fixed quantiser is the QSCALE flag with global_quality = q
+        # (6x faster than its rate control; alpha stays lossless)
+        context.qscale = True
+        context.global_quality = int(options.pop("qscale"))
+    context.options = options
+
+
 class VideoSink:
     """Frames -> one video stream encoded in-process by PyAV, timestamps kept, with the source's
     audio streams carried alongside (see ``AudioCarrier``). ``overwrite``: ``finish()`` may
-    replace an existing target."""
+    replace an existing target. ``encoders``: threads for intra-only codecs (ProRes, FFV1), each
+    encoding runs of frames (``SegmentEncoder``); None: one per core, 1: a single encoder."""
 
     def __init__(self, target: Path, fmt: VideoFormat, width: int, height: int, rate: Fraction,
                  time_base: Fraction, source: Path | None = None, start: float | None = None,
-                 end: float | None = None, max_height: int | None = None, overwrite: bool = False):
+                 end: float | None = None, max_height: int | None = None, overwrite: bool = False,
+                 encoders: int | None = None):
         self.target = target
         self.fmt = fmt
         self.frames = 0
@@ -141,23 +165,27 @@ class VideoSink:
             self._container = av.open(str(self._tmp.path), "w", format=fmt.container, options=writing_options(fmt))
             self._codec, options, self._encoder_note = pick_encoder(fmt)
             stream = self._container.add_stream(self._codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = out_w, out_h, fmt.pix_fmt
             stream.time_base = time_base
-            stream.codec_context.time_base = time_base  # not 1/rate: variable frame rates stay exact
-            if self._codec == "prores_ks":
-                # intra-only: frames encode apart, with the same packets; PyAV's default, slice
-                # threads, only splits its quantiser search
-                stream.thread_type = "FRAME"
-                if "qscale" in options:  # ignored as an option: the fixed quantiser is the QSCALE
-                    # flag with global_quality = q (6x faster than its rate control; alpha stays lossless)
-                    stream.codec_context.qscale = True
-                    stream.codec_context.global_quality = int(options.pop("qscale"))
-            stream.options = options
+            encoders = encoders or default_workers()
+            segmented = self._codec in INTRA_ONLY and encoders > 1
             if fmt.codec_tag:
                 stream.codec_context.codec_tag = fmt.codec_tag
+            # not 1/rate as time base: variable frame rates stay exact
+            _configure(stream.codec_context, options, out_w, out_h, fmt.pix_fmt, time_base, segmented)
             stream.codec_context.open()  # an impossible combination fails here, before decoding
             self._stream = stream
             self._time_base = time_base  # the frames' (the muxer may change the stream's, e.g. WebM's 1/1000)
+            self._segments: SegmentEncoder | None = None
+            if segmented:  # intra-only: N encoders on runs of frames, muxed in order into this stream
+
+                def encoder() -> av.CodecContext:
+                    context = av.CodecContext.create(self._codec, "w")
+                    _configure(context, options, out_w, out_h, fmt.pix_fmt, time_base, segmented=True)
+                    context.open()
+                    return context
+
+                self._segments = SegmentEncoder(encoder, self._codec, encoders, time_base)
+                self._encoder_note += f" on {encoders} encoder threads"
             # The header is written with the first video packet, not before (so audio waits for it):
             # written before the encoder has produced a packet, HEVC tagged hvc1 fails in 1 of 5 runs
             # ("not yet implemented in FFmpeg").
@@ -185,12 +213,15 @@ class VideoSink:
             pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (pixels.ndim - 2)
             pixels = np.pad(pixels, pad, mode="edge")
         layout = "gray" if pixels.ndim == 2 else ("rgb24" if pixels.shape[2] == 3 else "rgba")
-        frame = av.VideoFrame.from_ndarray(pixels, format=layout)
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
-        frame.pts, frame.time_base = pts, self._time_base
         self._last_pts = pts
-        packets = self._stream.encode(frame)  # PyAV converts to the encoder's pix_fmt and size
+        if self._segments is not None:
+            packets = self._segments.encode(pixels, layout, pts)  # finished runs' packets, in order
+        else:
+            frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+            frame.pts, frame.time_base = pts, self._time_base
+            packets = self._stream.encode(frame)  # PyAV converts to the encoder's pix_fmt and size
         self._mux(packets)
         self._video_started = self._video_started or bool(packets)
         if self._audio and self._video_started:
@@ -199,6 +230,7 @@ class VideoSink:
 
     def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:
+            packet.stream = self._stream  # a segment encoder's packets belong to no stream yet
             self._mend_dts(packet)
         try:
             self._container.mux(packets)
@@ -218,6 +250,8 @@ class VideoSink:
 
     def _close(self, all_audio: bool) -> None:
         self._closed = True  # whatever happens next, the container is not written to again
+        if self._segments is not None:
+            self._mux(self._segments.flush())
         self._mux(self._stream.encode(None))
         if self._audio:
             if all_audio:
@@ -306,6 +340,8 @@ class VideoSink:
 
     def _drop(self) -> None:
         with uninterrupted():
+            if getattr(self, "_segments", None) is not None:
+                self._segments.close()
             for closing in (getattr(self, "_audio", None), getattr(self, "_container", None)):
                 try:
                     if closing is not None:

@@ -1,0 +1,99 @@
+"""Parallel segment encoding (media/segments.py): intra-only outputs encoded by several encoders
+on runs of frames are the file one encoder writes — one stream, the same packets, the same
+times, the same audio — and a run stopped half-way keeps every frame written, in order."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from u2video.media.writers import VideoSink
+from u2video.presets import load_preset
+
+from .test_video_matte import make_clip
+
+W, H = 128, 96
+
+
+def moving_frames(count: int, grey: bool, seed: int = 3) -> list[np.ndarray]:
+    """A textured disc moving over noise: frames that differ, so a frame out of place shows."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W]
+    frames = []
+    for i in range(count):
+        disc = np.hypot(xx - 10 - 4 * i, yy - 48) < 20
+        rgb = (rng.random((H, W, 3)) * 80).astype(np.uint8)
+        rgb[disc] = (200, 120 + i, 40)
+        alpha = np.where(disc, 255, (xx * 2) % 256).astype(np.uint8)
+        frames.append(alpha if grey else np.dstack([rgb, alpha]))
+    return frames
+
+
+def encode(out: Path, preset: str, frames: list[np.ndarray], encoders: int, source: Path | None = None,
+           finish: bool = True) -> VideoSink:
+    fmt = load_preset(preset).format
+    sink = VideoSink(out, fmt, W, H, Fraction(25), Fraction(1, 25), source=source, encoders=encoders)
+    for i, pixels in enumerate(frames):
+        sink.write(pixels, i)
+    if finish:
+        sink.finish()
+    return sink
+
+
+def packets(path: Path, kind: str = "video") -> list[tuple[bytes, Fraction]]:
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        return [(bytes(p), p.pts * p.time_base) for p in container.demux(stream) if p.size]
+
+
+def pixels(path: Path) -> list[np.ndarray]:
+    """Every decoded frame's planes, as they are (ProRes decodes to 12-bit planes numpy can't take)."""
+    with av.open(str(path)) as container:
+        return [np.concatenate([np.frombuffer(p, np.uint8) for p in f.planes]) for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("preset", ["prores4444", "matte"])  # ProRes 4444 .mov, FFV1 grey matte .mkv
+def test_segment_encoders_write_the_file_one_encoder_writes(preset, tmp_path):
+    frames = moving_frames(27, grey=preset == "matte")  # runs of 4 (ProRes) or 12 (FFV1), the last one short
+    single = tmp_path / f"single{load_preset(preset).format.extension}"
+    several = tmp_path / f"several{load_preset(preset).format.extension}"
+    encode(single, preset, frames, encoders=1)
+    sink = encode(several, preset, frames, encoders=3)
+    assert "on 3 encoder threads" in sink.describe()
+    with av.open(str(several)) as container:
+        assert len(container.streams) == 1 and container.streams.video[0].codec_context.name in ("prores", "ffv1")
+    got, want = packets(several), packets(single)
+    assert [t for _, t in got] == [Fraction(i, 25) for i in range(27)]
+    assert got == want  # packet for packet, bytes and times
+    decoded = pixels(several)
+    assert len(decoded) == 27 and all(np.array_equal(a, b) for a, b in zip(decoded, pixels(single)))
+    if preset == "matte":  # lossless: the frames themselves
+        with av.open(str(several)) as container:
+            assert all(np.array_equal(f.to_ndarray(), want) for f, want in zip(container.decode(video=0), frames))
+
+
+def test_segment_encoders_keep_the_audio(tmp_path):
+    clip = make_clip(tmp_path / "tone.mp4", frames=30, audio=True)
+    with av.open(str(clip)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    rgba = [np.dstack([f[:H, :W], np.full((H, W), 255, np.uint8)]) for f in frames]
+    encode(tmp_path / "single.mov", "prores4444", rgba, encoders=1, source=clip)
+    encode(tmp_path / "several.mov", "prores4444", rgba, encoders=4, source=clip)
+    assert packets(tmp_path / "several.mov") == packets(tmp_path / "single.mov")
+    audio = packets(tmp_path / "several.mov", "audio")
+    assert audio and audio == packets(tmp_path / "single.mov", "audio")
+    assert audio == packets(clip, "audio")  # AAC copied as it was
+
+
+def test_a_stopped_segment_encode_keeps_every_frame_written_in_order(tmp_path):
+    """Stopped after 10 frames (2 whole runs of 4 and a part of one, some still encoding): the
+    partial file holds all 10, in order, as one encoder would have written them."""
+    frames = moving_frames(10, grey=False)
+    encode(tmp_path / "single.mov", "prores4444", frames, encoders=1)
+    sink = encode(tmp_path / "out.mov", "prores4444", frames, encoders=3, finish=False)
+    kept = sink.salvage()
+    assert kept == tmp_path / "out.partial.mov"
+    assert packets(kept) == packets(tmp_path / "single.mov")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
