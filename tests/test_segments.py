@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -97,3 +98,38 @@ def test_a_stopped_segment_encode_keeps_every_frame_written_in_order(tmp_path):
     assert kept == tmp_path / "out.partial.mov"
     assert packets(kept) == packets(tmp_path / "single.mov")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_png_frames_written_on_several_threads_are_those_of_one(tmp_path):
+    from u2video.media.writers import PngSequenceSink
+
+    frames = moving_frames(11, grey=False)
+    for encoders in (1, 3):
+        sink = PngSequenceSink(tmp_path / f"seq{encoders}", encoders=encoders)
+        for i, pixels in enumerate(frames):
+            sink.write(pixels, i)
+        assert sink.finish() == tmp_path / f"seq{encoders}" and sink.frames == 11
+    one, several = sorted((tmp_path / "seq1").iterdir()), sorted((tmp_path / "seq3").iterdir())
+    assert [p.name for p in several] == [f"{i:05d}.png" for i in range(11)] == [p.name for p in one]
+    assert [p.read_bytes() for p in several] == [p.read_bytes() for p in one]
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(several[7]), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA),
+                          frames[7])
+
+
+def test_png_frames_after_one_that_failed_are_not_kept(tmp_path):
+    """Frame 5 can't be written (a folder took its name): frames 0-4 are kept, and none of those
+    the other threads wrote after it, so the sequence has no gap."""
+    from u2video.errors import MediaError
+    from u2video.media.writers import PngSequenceSink
+
+    folder = tmp_path / "seq"
+    (folder / "00005.png").mkdir(parents=True)
+    sink = PngSequenceSink(folder, encoders=3)
+    with pytest.raises(MediaError, match="00005.png"):
+        for i, pixels in enumerate(moving_frames(12, grey=False)):
+            sink.write(pixels, i)
+        sink.finish()
+    assert sink.salvage() == folder and sink.frames == 5
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        [f"{i:05d}.png" for i in range(6)]  # 00005.png is the folder
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]

@@ -7,8 +7,11 @@ removes it) and says where it went."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -358,11 +361,15 @@ class PngSequenceSink:
     and the source's audio as WAV files beside them. Each PNG is written whole and then
     published, so the frames written before a failure are complete and are kept. A locked
     marker file in the folder tells other runs (and a later one, if this one dies) that a
-    sequence is being written there."""
+    sequence is being written there.
+
+    Frames are compressed and written by ``encoders`` threads (None: one per core; OpenCV
+    releases the GIL), up to two per thread in flight; ``frames`` counts those written whole, in
+    order, and a stopped run keeps exactly those: none after a gap."""
 
     def __init__(self, target: Path, source: Path | None = None, fmt: VideoFormat | None = None,
                  start: float | None = None, end: float | None = None, max_height: int | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, encoders: int | None = None):
         self.folder, self.pattern = sequence_target(target)
         self.folder.mkdir(parents=True, exist_ok=True)
         if any(is_sequence_marker(p) and not is_abandoned(p) for p in self.folder.iterdir()):
@@ -374,21 +381,49 @@ class PngSequenceSink:
         self._max_height = max_height
         self._overwrite = overwrite
         self._finished = False
-        self.frames = 0
+        self.frames = 0  # written whole, in order
         self.audio_lost: list[tuple[float, float]] = []
+        self._workers = encoders or default_workers()
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="u2video-png")
+        self._pending: deque[Future[Path]] = deque()  # frames self.frames, self.frames + 1, ... in flight
 
     def describe(self) -> str:
         return f"{self.folder / self.pattern}: PNG frames, audio as WAV beside them if the input has any"
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
+        index = self.frames + len(self._pending)
+        self._pending.append(self._pool.submit(self._write_frame, np.array(pixels, copy=True), index))
+        while self._pending and (self._pending[0].done() or len(self._pending) > 2 * self._workers):
+            self._pending[0].result()  # a worker's error (a full disk) is raised here
+            self._pending.popleft()
+            self.frames += 1
+
+    def _write_frame(self, pixels: np.ndarray, index: int) -> Path:
         height, width = pixels.shape[:2]
         if self._max_height and height > self._max_height:
             size = (max(1, round(width * self._max_height / height)), self._max_height)
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        target = self.folder / (self.pattern % self.frames)
+        target = self.folder / (self.pattern % index)
         with folder_file(target, self._overwrite) as tmp:
             tmp.path.write_bytes(encode_image(target, pixels))
-        self.frames += 1
+        return target
+
+    def _settle_frames(self) -> BaseException | None:
+        """Wait for the frames in flight; count those written whole in order, remove any written
+        after one that failed (a gap), and return the first failure."""
+        self._pool.shutdown(wait=True)
+        failure: BaseException | None = None
+        for future in self._pending:
+            error = future.exception()
+            if failure is None and error is None:
+                self.frames += 1
+            elif failure is None:
+                failure = error
+            else:
+                with contextlib.suppress(Exception):
+                    future.result().unlink()
+        self._pending.clear()
+        return failure
 
     @property
     def written(self) -> Path | None:
@@ -399,6 +434,9 @@ class PngSequenceSink:
             return self._finish()
 
     def _finish(self) -> Path:
+        failure = self._settle_frames()
+        if failure is not None:
+            raise failure
         source, fmt, start, end = self._audio_args
         audio, self.audio_lost = (write_audio_files(source, self.folder, fmt, start, end, self._overwrite)
                                   if source and fmt else ([], []))
@@ -416,6 +454,7 @@ class PngSequenceSink:
 
     def salvage(self) -> Path | None:
         with uninterrupted():
+            self._settle_frames()
             self._marker.discard()
             return self.folder if self.frames and not self._finished else None
 
