@@ -31,10 +31,12 @@ class Collector:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.indices: list[int] = []
+        self.sent: list[float] = []  # time.monotonic() of each send
         self.pixels: dict[int, np.ndarray] = {}
         self.closed: bool | None = None
 
     def send(self, pixels, frame):
+        self.sent.append(time.monotonic())
         self.indices.append(frame.index)
         self.pixels[frame.index] = pixels.copy()
         time.sleep(self.delay)
@@ -66,30 +68,49 @@ def twenty_seconds(tmp_path_factory):
     return stats, collector, time.monotonic() - started
 
 
+# These tests run beside others on a busy machine: they assert on counts and order, and on times
+# only in the direction load can't push them (a loaded machine is slower, never faster).
+
 def test_frames_arrive_in_order_at_the_source_rate(twenty_seconds):
     stats, collector, wall = twenty_seconds
-    assert 19.5 < wall < 23  # played at its real rate, not as fast as it decodes
-    assert stats.captured == 600 and 27 < stats.capture_fps < 31
+    assert wall >= 19.5  # played at its real rate, not as fast as it decodes
+    assert stats.captured == 600 and stats.capture_fps < 31
     assert collector.indices == stats.indices
     assert all(b > a for a, b in zip(collector.indices, collector.indices[1:]))  # in order, none twice
     assert collector.closed is True
 
 
 def test_stale_frames_are_dropped_not_queued(twenty_seconds):
-    """The output keeps up with ~9 frames/s of 30: the rest are dropped, the newest taken."""
+    """The output needs 100 ms a frame, the source gives one every 33 ms: most are dropped, and
+    every frame is either processed or dropped (the last one may be neither)."""
     stats, collector, _ = twenty_seconds
-    assert 100 < stats.processed < 260
-    assert stats.dropped >= 600 - stats.processed - 2  # all but the last one or two were counted
-    gaps = np.diff(collector.indices)
-    assert gaps.max() <= 8 and np.median(gaps) >= 2  # each time the newest frame, never a backlog
+    assert 10 < stats.processed <= 210  # at most one per 100 ms
+    assert 599 <= stats.processed + stats.dropped <= 600
+    assert np.median(np.diff(collector.indices)) >= 2  # the newest each time, never the next in line
 
 
 def test_latency_does_not_grow(twenty_seconds):
-    stats, _, _ = twenty_seconds
+    """No backlog: a frame waits at most for the frame before it to be done, so its latency
+    (capture to output) stays within about one loop iteration however long the run."""
+    stats, collector, _ = twenty_seconds
     latency = np.array(stats.latencies_ms)
+    loop_ms = 1000 * np.diff(collector.sent)  # one iteration: the 100 ms output plus the work
+    assert np.percentile(latency[1:], 95) <= np.percentile(loop_ms, 95) + 2 * 1000 / 30
     first, last = latency[: len(latency) // 4], latency[-len(latency) // 4:]
-    assert np.median(last) < np.median(first) + 30
-    assert stats.latency_ms(95) < 300  # one frame's work (100 ms + the network) plus waiting for a frame
+    assert np.median(last) <= np.median(first) + np.median(loop_ms)  # a queue would add an iteration a frame
+
+
+def test_newest_frame_is_taken_and_replaced_ones_are_counted():
+    from u2video.media.live import LatestFrame, LiveFrame
+
+    slot = LatestFrame()
+    for i in range(3):
+        slot.put(LiveFrame(np.zeros((2, 2, 3), np.uint8), i, float(i)))
+    assert slot.take(timeout=0).index == 2 and slot.dropped == 2 and slot.captured == 3
+    assert slot.take(timeout=0) is None  # taken once
+    slot.put(LiveFrame(np.zeros((2, 2, 3), np.uint8), 3, 3.0))
+    slot.close()
+    assert slot.take(timeout=0).index == 3 and slot.take(timeout=0) is None
 
 
 def test_background_modes_give_the_expected_pixels(tmp_path, u2netp_store):
