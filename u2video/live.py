@@ -29,6 +29,7 @@ from .media.writers import Sink
 from .pipeline import Render
 from .progress import Reporter
 from .segmenter import Segmenter
+from .streams import StreamLanes
 
 STATUS_EVERY = 5.0  # seconds between status lines
 
@@ -165,18 +166,25 @@ def run_live(source: LiveSource, segmenter: Segmenter, matte: MatteStage, render
     start = time.monotonic()
     next_status = start + STATUS_EVERY
     wait = source.retry_seconds + 2.0
+    # the video path's host buffers and lanes (pinned, on their own streams on CUDA), one frame
+    # at a time: a frame is never waited for behind another
+    lanes = StreamLanes(segmenter.device, depth=2)
     try:
-        with source, torch.inference_mode():
+        with source, torch.inference_mode(), lanes.compute():
             while duration is None or time.monotonic() - start < duration:
                 frame = source.slot.take(timeout=wait)
                 if frame is None:
                     break
-                frames = torch.from_numpy(frame.rgb)[None]  # [1,H,W,3] uint8
+                frames = lanes.upload([frame.rgb])  # [1,H,W,3] uint8 on the device
                 preds = segmenter.predict_lowres(frames)  # [1,1,S,S]
                 done_frames, alpha, _ = matte.push(frames, preds, [frame])  # past frames only: no delay
-                pixels = render(done_frames, alpha).cpu().numpy()[0]
-                for output in outputs:
-                    output.send(pixels, frame)
+                done = lanes.download(render(done_frames, alpha))
+                try:
+                    pixels = done.wait()[0]  # the one sync: the frame is needed on the host now
+                    for output in outputs:
+                        output.send(pixels, frame)  # each copies what it keeps
+                finally:
+                    done.release()
                 stats.latencies_ms.append(1000 * (time.monotonic() - frame.captured))
                 stats.indices.append(frame.index)
                 stats.processed += 1
