@@ -246,9 +246,9 @@ def end_to_end(plan: Plan, work: Path) -> list[dict]:
             try:
                 with Utilisation() as use:
                     found = bench(clip, output_format=fmt, model=model,
-                                  device=DeviceConfig(plan.kind, Precision.AUTO, batch=1 if plan.dry else 8))
+                                  device=DeviceConfig(plan.kind, Precision.AUTO, batch=1 if plan.dry else None))  # None: probed
                 data = found.to_dict()
-                row.update(stages={k: v["fps"] for k, v in data["stages"].items()}, slowest=data["slowest"],
+                row.update(batch=data["batch"], stages={k: v["fps"] for k, v in data["stages"].items()}, slowest=data["slowest"],
                            efficiency=data["efficiency"], peak_gpu_mib=data.get("peak_gpu_mib"),
                            gpu_utilisation=use.summary(), model=found.model)
             except Exception as e:

@@ -126,3 +126,41 @@ def test_contradictory_precision_flags_are_one_line_errors(tmp_path):
     result = run("matte", tmp_path / "x.png", "-o", tmp_path / "y.png", "--fp16", "--precision", "bf16")
     assert result.exit_code == 2
     assert result.stderr.strip() == "u2video: error: --fp16 and --precision bf16 disagree: give one of them"
+
+
+def test_batch_probe_takes_the_fastest_size_that_fits_half_the_free_memory():
+    """The probe's logic, run on the CPU with a real network (on CUDA the free memory and the
+    network's memory per frame are measured): sizes past the memory cap are never tried, and
+    the one taken is the smallest within 5% of the best measured."""
+    from u2video.device import prepare_network, probe_batch
+    from u2video.model.u2net import U2NETP, fold_batchnorm
+
+    runner = prepare_network(fold_batchnorm(U2NETP().eval()), torch.device("cpu"), torch.float32, Runtime.TORCH)
+    per_frame = 10_000_000
+    choice = probe_batch(runner, torch.device("cpu"), 64, free_bytes=8 * per_frame + 5, bytes_per_frame=per_frame,
+                         candidates=(1, 2, 4, 8, 16), repeats=1)
+    assert choice.cap == 4 and set(choice.fps) <= {1, 2, 4} and 1 in choice.fps
+    best = max(choice.fps.values())
+    assert choice.fps[choice.batch] >= 0.95 * best
+    assert all(f < 0.95 * best for b, f in choice.fps.items() if b < choice.batch)
+    assert f"batch {choice.batch} (probed" in choice.describe() and "up to 4" in choice.describe()
+    starved = probe_batch(runner, torch.device("cpu"), 64, free_bytes=per_frame, bytes_per_frame=per_frame)
+    assert starved.batch == 1 and list(starved.fps) == [1]
+
+
+def test_without_batch_the_cpu_runs_one_frame_a_call_and_says_nothing(u2netp_store):
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CPU))
+    choice = segmenter.pick_batch(1920, 1080)
+    assert (choice.batch, choice.fps) == (1, {})
+    assert DeviceConfig().batch is None and DeviceConfig(batch=4).batch == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_batch_probe_measures_memory_and_picks_a_size(u2netp_store):
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", 320, Normalization.FIXED), DeviceConfig(DeviceKind.CUDA))
+    choice = segmenter.pick_batch(3840, 2160)
+    free, _ = torch.cuda.mem_get_info()
+    assert choice.fps and choice.batch in choice.fps and 1 <= choice.batch <= choice.cap
+    # 4K frames' full-resolution stages fit half the memory that was free
+    assert choice.cap * 64 * 3840 * 2160 <= free + torch.cuda.memory_reserved()

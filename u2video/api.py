@@ -157,7 +157,8 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
             reporter.info(segmenter.describe())
             turned = f", turned {info.rotation}° upright" if info.rotation else ""
             reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
-            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, device.batch, reporter)
+            batch = device.batch or _probed_batch(segmenter, info.width, info.height, reporter)
+            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, batch, reporter)
         except BaseException:
             sink.salvage()  # stopped before the loop: removes the empty file (run_video settles it otherwise)
             raise
@@ -166,6 +167,13 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     reporter.info(f"wrote {stats.written} ({stats.frames} frames)")
     report_loss(stats.loss, source.name, stats.frames, options.strict, reporter, sink.audio_lost)
     return stats.written
+
+
+def _probed_batch(segmenter: Segmenter, width: int, height: int, reporter: Reporter) -> int:
+    choice = segmenter.pick_batch(width, height)
+    if choice.fps:  # probed (CUDA); the CPU's 1 needs no line
+        reporter.info(choice.describe())
+    return choice.batch
 
 
 def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: ModelConfig = ModelConfig(),

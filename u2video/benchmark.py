@@ -151,8 +151,9 @@ def bench(video: str | Path | None = None, *, output_format: BenchFormat = Bench
             with VideoSource(clip) as probe:
                 info = probe.info
             segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
+            batch = device.batch or segmenter.pick_batch(info.width, info.height).batch
             result = BenchResult(clip.name, info.width, info.height, 0, f"{fmt.codec} {fmt.pix_fmt}",
-                                 segmenter.describe(), device.batch, cpu_threads())
+                                 segmenter.describe(), batch, cpu_threads())
 
             def new_sink(name: str) -> Sink:
                 path = folder / name / output_format.target_name
@@ -165,10 +166,10 @@ def bench(video: str | Path | None = None, *, output_format: BenchFormat = Bench
             result.frames = decode.frames
             result.stages.append(decode)
             reporter.info(f"decode: {decode.fps:.1f} fps")
-            model_time, preds = _model(segmenter, cached, decode.frames, device.batch)
+            model_time, preds = _model(segmenter, cached, decode.frames, batch)
             result.stages.append(model_time)
             reporter.info(f"model: {model_time.fps:.2f} fps")
-            matte_time, rendered = _matte(cached, preds, matte_config, render, decode.frames, device.batch,
+            matte_time, rendered = _matte(cached, preds, matte_config, render, decode.frames, batch,
                                           segmenter.device)
             result.stages.append(matte_time)
             reporter.info(f"matte: {matte_time.fps:.1f} fps")
@@ -181,7 +182,7 @@ def bench(video: str | Path | None = None, *, output_format: BenchFormat = Bench
             reset_peak_memory(segmenter.device)
             with VideoSource(clip) as source, _PeakRss() as rss:
                 clock = _Clock()
-                stats = run_video(source, segmenter, MatteStage(matte_config), render, sink, device.batch, reporter)
+                stats = run_video(source, segmenter, MatteStage(matte_config), render, sink, batch, reporter)
                 synchronize(segmenter.device)
                 result.stages.append(clock.stage("end to end", stats.frames))
             result.peak_host_mib = rss.peak_mib

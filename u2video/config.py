@@ -78,11 +78,11 @@ class ModelConfig:
 class DeviceConfig:
     kind: DeviceKind = DeviceKind.AUTO
     precision: Precision = Precision.AUTO
-    batch: int = 1  # frames per network call
+    batch: int | None = None  # frames per network call; None: 1 on the CPU, probed on CUDA (device.pick_batch)
     runtime: Runtime = Runtime.AUTO
 
     def __post_init__(self) -> None:
-        if self.batch < 1:
+        if self.batch is not None and self.batch < 1:
             raise ConfigError(f"batch size {self.batch} must be at least 1")
 
 

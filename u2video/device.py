@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import io
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -94,6 +95,77 @@ def frame_loop_threads(device: torch.device, workers: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# Device memory a frame of the batch takes outside the network, per pixel of the frame: the
+# uploaded frame (3 B), its alpha and the refinement's float planes (~10 x 4 B), the rendered
+# output (4 B) and the allocator's slack. An estimate, kept on the safe side.
+FULL_RES_BYTES_PER_PIXEL = 64
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class BatchChoice:
+    """A batch size and why: the frames/s measured for each size tried, and the memory cap."""
+
+    batch: int
+    fps: dict[int, float]  # batch -> network frames/s in the probe
+    cap: int  # the largest batch that fits half the free device memory
+
+    def describe(self) -> str:
+        tried = ", ".join(f"{b}: {f:.0f}" for b, f in self.fps.items())
+        return f"batch {self.batch} (probed network frames/s by batch: {tried}; memory allows up to {self.cap})"
+
+
+def probe_batch(run: Callable[[torch.Tensor], torch.Tensor], device: torch.device, input_size: int,
+                free_bytes: int, bytes_per_frame: int, candidates: tuple[int, ...] = BATCH_CANDIDATES,
+                repeats: int = 3) -> BatchChoice:
+    """The batch size for ``run`` (a NetworkRunner): the smallest of ``candidates`` within 5% of
+    the best frames/s measured on ``repeats`` calls each (after one to warm up), among those
+    whose ``bytes_per_frame`` fit half of ``free_bytes``. Sizes stop being tried once two in a row
+    gain less than 5%. The inputs are random [B,3,S,S] f32 on ``device``."""
+    cap = max(1, int(free_bytes // 2 // max(1, bytes_per_frame)))
+    fps: dict[int, float] = {}
+    flat = 0  # sizes in a row that gained less than 5% over the best so far
+    for batch in (b for b in candidates if b <= cap):
+        x = torch.rand(batch, 3, input_size, input_size, device=device)
+        run(x)  # warm-up: kernel choice, allocator growth
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run(x)
+        synchronize(device)
+        rate = batch * repeats / (time.perf_counter() - start)
+        flat = flat + 1 if fps and rate < 1.05 * max(fps.values()) else 0
+        fps[batch] = rate
+        if flat == 2:
+            break
+    if not fps:  # not even one frame fits: let the run say so
+        return BatchChoice(1, {}, cap)
+    best = max(fps.values())
+    return BatchChoice(min(b for b, f in fps.items() if f >= 0.95 * best), fps, cap)
+
+
+def pick_batch(run: Callable[[torch.Tensor], torch.Tensor], device: torch.device, input_size: int,
+               frame_pixels: int) -> BatchChoice:
+    """Frames per network call when ``--batch`` is not given. CPU: 1 (throughput comes from a
+    batch per core in flight, ``pick_workers``). CUDA: ``probe_batch`` within the free memory,
+    counting the network's own memory per frame (measured) and the full-resolution stages'."""
+    if device.type != "cuda":
+        return BatchChoice(1, {}, 1)
+    torch.cuda.synchronize(device)
+    peaks = []
+    for batch in (1, 2):  # the network's memory per extra frame, from its peaks at batch 1 and 2
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        run(torch.rand(batch, 3, input_size, input_size, device=device))
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+    network_bytes = max(peaks[1] - peaks[0], peaks[0] // 2, 1)
+    free, _ = torch.cuda.mem_get_info(device)
+    choice = probe_batch(run, device, input_size, free, network_bytes + FULL_RES_BYTES_PER_PIXEL * frame_pixels)
+    torch.cuda.empty_cache()  # the large probes' blocks: the run allocates its own
+    return choice
 
 
 def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype) -> Runtime:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .compose import alpha_to_uint8
 from .config import DeviceConfig, ModelConfig, Normalization, Runtime
-from .device import pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
+from .device import BatchChoice, pick_batch, pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
 from .model.weights import ResolvedWeights, load_network
 from .progress import Reporter
 
@@ -72,6 +72,12 @@ class Segmenter:
         return (f"model {name} at {self.input_size}x{self.input_size} ({self.normalization.value} "
                 f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}"
                 + (f", {self.workers} frames at once)" if self.workers > 1 else ")"))
+
+    @torch.inference_mode()
+    def pick_batch(self, width: int, height: int) -> BatchChoice:
+        """Frames per network call for ``width`` x ``height`` video when none was asked for
+        (``device.pick_batch``: 1 on the CPU, probed on CUDA)."""
+        return pick_batch(self._run, self.device, self.input_size, width * height)
 
     @torch.inference_mode()
     def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
