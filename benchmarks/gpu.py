@@ -152,11 +152,15 @@ def model_only(plan: Plan) -> dict:
     for name in ("u2netp", "u2net"):
         net, weights = network(name)
         rows = []
-        for precision in plan.precisions:
+        # eager in every precision; then fp16 replayed from CUDA graphs (device.CudaGraphNetwork),
+        # to choose between them: the default stays eager until this says otherwise
+        passes = [(p, False) for p in plan.precisions]
+        passes += [(Precision.FP16, True)] if plan.device.type == "cuda" else []
+        for precision, graphs in passes:
             dtype = pick_dtype(precision, plan.device)
-            runner = prepare_network(net, plan.device, dtype, Runtime.TORCH)
-            for batch in plan.batches:
-                row = {"precision": precision.value, "batch": batch}
+            runner = prepare_network(net, plan.device, dtype, Runtime.TORCH, cuda_graphs=graphs)
+            for batch in plan.batches if not graphs else [b for b in plan.batches if b <= 64]:
+                row = {"precision": precision.value + (" + CUDA graphs" if graphs else ""), "batch": batch}
                 try:
                     row.update(time_network(runner, plan, batch))
                 except torch.cuda.OutOfMemoryError:

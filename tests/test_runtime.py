@@ -164,3 +164,34 @@ def test_cuda_batch_probe_measures_memory_and_picks_a_size(u2netp_store):
     assert choice.fps and choice.batch in choice.fps and 1 <= choice.batch <= choice.cap
     # 4K frames' full-resolution stages fit half the memory that was free
     assert choice.cap * 64 * 3840 * 2160 <= free + torch.cuda.memory_reserved()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_replays_match_eager_and_are_not_overwritten():
+    from u2video.device import prepare_network
+    from u2video.model.u2net import U2NETP, fold_batchnorm
+
+    net = fold_batchnorm(U2NETP().eval())
+    cuda = torch.device("cuda")
+    with torch.inference_mode():
+        eager = prepare_network(net, cuda, torch.float16, Runtime.TORCH)
+        graphed = prepare_network(net, cuda, torch.float16, Runtime.TORCH, cuda_graphs=True)
+        a, b = torch.rand(2, 3, 320, 320, device=cuda), torch.rand(2, 3, 320, 320, device=cuda)
+        first, second = graphed(a), graphed(b)  # the second replay must not change the first result
+        assert torch.allclose(first, eager(a), atol=2e-3) and torch.allclose(second, eager(b), atol=2e-3)
+        assert not torch.allclose(first, second)
+
+
+def test_cuda_graphs_come_from_a_preset_and_change_nothing_on_the_cpu(u2netp_store, tmp_path):
+    from u2video.presets import load_preset
+
+    preset = tmp_path / "graphs.toml"
+    preset.write_text('command = "matte"\n[device]\ncuda_graphs = true\n')
+    config = load_preset(preset).device_config(kind=DeviceKind.CPU)
+    assert config.cuda_graphs is True and DeviceConfig().cuda_graphs is False
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), config)
+    assert "CUDA graphs" not in segmenter.describe()  # the CPU has none: the usual runner
+    frames = torch.from_numpy(synthetic_scene(96, 128))[None]
+    plain = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CPU))
+    assert torch.equal(segmenter(frames), plain(frames))

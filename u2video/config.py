@@ -80,6 +80,9 @@ class DeviceConfig:
     precision: Precision = Precision.AUTO
     batch: int | None = None  # frames per network call; None: 1 on the CPU, probed on CUDA (device.pick_batch)
     runtime: Runtime = Runtime.AUTO
+    # CUDA: replay the network from CUDA graphs (device.CudaGraphNetwork); off until measured
+    # faster on a GPU (benchmarks/gpu.py, part b); a preset's [device] table can turn it on
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.batch < 1:

@@ -198,10 +198,11 @@ class NetworkRunner:
 
 
 def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype, runtime: Runtime,
-                    workers: int = 0) -> NetworkRunner:
+                    workers: int = 0, cuda_graphs: bool = False) -> NetworkRunner:
     """``network`` (eval, BatchNorm folded, on the CPU) ready to run on ``device``. ``workers``:
     calls in flight at once (0: ``pick_workers``); each onnxruntime call gets its share of the
-    cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it."""
+    cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it.
+    ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``)."""
     chosen = pick_runtime(runtime, device, dtype)
     if chosen is Runtime.ONNXRUNTIME:
         count = workers or pick_workers(chosen, device)
@@ -212,11 +213,50 @@ def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype
                 raise DeviceError(f"could not prepare the network for onnxruntime ({type(e).__name__}: {e}): "
                                   "use --runtime torch") from None
     module = network.to(device, dtype, memory_format=torch.channels_last)
+    if cuda_graphs and device.type == "cuda":
+        return NetworkRunner(Runtime.TORCH, 1, CudaGraphNetwork(module, dtype))
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return module(x.to(dtype).contiguous(memory_format=torch.channels_last)).float()
 
     return NetworkRunner(Runtime.TORCH, workers or 1, run)
+
+
+class CudaGraphNetwork:
+    """The network replayed from CUDA graphs, one captured per input shape on first use: U²-Net's
+    ~480 small kernels a call cost more to launch one by one than to run at small batches
+    (the author, U-2-Net #262), and a graph launches them all at once."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype):
+        self._module, self._dtype = module, dtype
+        self._graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B,3,S,S] on the CUDA device -> [B,1,S,S] f32 (a new tensor: the graph's own output
+        is overwritten by the next replay)."""
+        key = tuple(x.shape)
+        if key not in self._graphs:
+            self._graphs[key] = self._capture(x)
+        graph, static_in, static_out = self._graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.to(torch.float32, copy=True)  # copied for fp32 too
+
+    def _capture(self, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
+        static_in = torch.empty(x.shape, dtype=self._dtype, device=x.device).contiguous(
+            memory_format=torch.channels_last)
+        static_in.copy_(x)
+        side = torch.cuda.Stream(x.device)  # warm-up off the capturing stream, as PyTorch's docs do
+        side.wait_stream(torch.cuda.current_stream(x.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._module(static_in)
+        torch.cuda.current_stream(x.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread-local: the decode and encode threads never touch CUDA, but must not break a capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            static_out = self._module(static_in)
+        return graph, static_in, static_out
 
 
 def _has_onnxruntime() -> bool:

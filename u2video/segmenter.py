@@ -42,10 +42,12 @@ class Segmenter:
     # batches in flight at once in ``predict_batches`` (each call then gets its share of the
     # cores); 0: the device's choice
     workers: int = 0
+    cuda_graphs: bool = False  # on CUDA, replay the network from CUDA graphs
 
     def __post_init__(self) -> None:
         self.network = self.network.eval().requires_grad_(False)
-        self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers)
+        self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers,
+                                    self.cuda_graphs)
         self.runtime, self.workers = self._run.runtime, self._run.workers
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -63,14 +65,15 @@ class Segmenter:
         pick_runtime(device.runtime, torch_device, dtype)  # and on a runtime that can't run
         network, weights = load_network(model.name, reporter)
         return cls(network, torch_device, dtype, model.input_size,
-                   model.normalization, weights, device.runtime, workers)
+                   model.normalization, weights, device.runtime, workers, device.cuda_graphs)
 
     def describe(self) -> str:
         name = self.weights.spec.name if self.weights and self.weights.spec else (
             self.weights.path.name if self.weights else type(self.network).__name__)
         precision = precision_name(self.dtype)
+        graphs = ", CUDA graphs" if self.cuda_graphs and self.device.type == "cuda" else ""
         return (f"model {name} at {self.input_size}x{self.input_size} ({self.normalization.value} "
-                f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}"
+                f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}{graphs}"
                 + (f", {self.workers} frames at once)" if self.workers > 1 else ")"))
 
     @torch.inference_mode()
