@@ -133,3 +133,73 @@ def test_png_frames_after_one_that_failed_are_not_kept(tmp_path):
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
         [f"{i:05d}.png" for i in range(6)]  # 00005.png is the folder
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+# --- colour conversion on the device (CUDA by default; the same tensor code runs here) ----------
+
+def swscale_planes(rgba: np.ndarray) -> np.ndarray:
+    """What PyAV/swscale makes of an RGBA frame for ProRes 4444: [4,H,W] uint16."""
+    frame = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format="yuva444p10le")
+    h, w = rgba.shape[:2]
+    return np.stack([np.frombuffer(p, np.uint16).reshape(h, -1)[:, :w] for p in frame.planes])
+
+
+def test_rgba_to_yuva444p10_is_swscales_conversion():
+    import torch
+
+    from u2video.compose import rgba_to_yuva444p10
+
+    rng = np.random.default_rng(8)
+    rgba = rng.integers(0, 256, (2, 64, 80, 4), dtype=np.uint8)
+    rgba[0, :4, :64, 3] = np.arange(256).reshape(4, 64)  # every alpha value somewhere
+    rgba[1, 0, :6, :3] = [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128]]
+    got = rgba_to_yuva444p10(torch.from_numpy(rgba)).numpy()
+    assert got.shape == (2, 4, 64, 80) and got.dtype == np.int16
+    for b in range(2):
+        want = swscale_planes(rgba[b]).astype(int)
+        assert np.abs(got[b, :3] - want[:3]).max() <= 1  # colour: within one 10-bit step
+        assert np.array_equal(got[b, 3], want[3])  # alpha: exactly
+    assert list(got[1, :3, 0, 0]) == [64, 512, 512] and list(got[1, :3, 0, 1]) == [940, 512, 512]
+
+
+def run_clip(clip: Path, out: Path, planar: bool | None) -> None:
+    from u2video.alpha import MatteStage
+    from u2video.compose import to_rgba
+    from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
+    from u2video.media.source import VideoSource
+    from u2video.pipeline import run_video
+    from u2video.progress import SilentReporter
+    from u2video.segmenter import Segmenter
+
+    segmenter = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CPU))
+    with VideoSource(clip) as video:
+        info = video.info
+        sink = VideoSink(out, load_preset("prores4444").format, info.width, info.height, info.rate, info.time_base)
+        run_video(video, segmenter, MatteStage(MatteConfig(0, False)), to_rgba, sink, 2, SilentReporter(), planar)
+
+
+def planes_of(path: Path) -> tuple[list[np.ndarray], list[Fraction]]:
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return ([np.stack([np.frombuffer(p, np.uint16).reshape(f.height, -1)[:, :f.width] for p in f.planes])
+             for f in frames], [f.pts * f.time_base for f in frames])
+
+
+def test_frames_converted_on_the_device_make_the_same_prores_file(u2netp_store, tmp_path):
+    """The loop with the colour conversion on the device (forced here; CUDA's default) writes
+    the frames a CPU-converted run writes: same count and times, alpha identical, colour within
+    a few 10-bit steps (the conversions differ by at most one step before encoding)."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=7, size=(96, 128))
+    run_clip(clip, tmp_path / "host.mov", planar=False)
+    run_clip(clip, tmp_path / "device.mov", planar=True)
+    run_clip(clip, tmp_path / "default.mov", planar=None)
+    host, host_times = planes_of(tmp_path / "host.mov")
+    device, device_times = planes_of(tmp_path / "device.mov")
+    assert len(device) == 7 and device_times == host_times
+    shift = 2 if device[0].max() > 1023 else 0  # the decoder may widen to 12 bits
+    for a, b in zip(device, host):
+        assert np.array_equal(a[3], b[3])
+        colour = np.abs(a[:3].astype(int) - b[:3]) >> shift
+        assert colour.max() <= 6 and colour.mean() < 0.2, (colour.max(), colour.mean())
+    assert packets(tmp_path / "device.mov") != packets(tmp_path / "host.mov")  # converted apart
+    assert packets(tmp_path / "default.mov") == packets(tmp_path / "host.mov")  # the CPU converts on the host

@@ -104,14 +104,14 @@ def test_cuda_lanes_keep_order_and_pixels_without_host_syncs():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("render_name", ["rgba", "blur"])
+@pytest.mark.parametrize("render_name", ["rgba", "blur", "planes"])
 def test_the_frame_loop_on_cuda_never_waits_for_the_gpu(u2netp_store, render_name):
     """The steady state of run_video's loop (upload, network, smoothing, refinement, hold,
     compositing, download) under set_sync_debug_mode("error"): any .item(), .cpu() or
     synchronising copy raises. Only Download.wait, on the encoder's side, waits (an event)."""
     from u2video.alpha import MatteStage
     from u2video.backgrounds import parse_background
-    from u2video.compose import Compositor, to_rgba
+    from u2video.compose import Compositor, rgba_to_yuva444p10, to_rgba
     from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
     from u2video.segmenter import Segmenter
 
@@ -132,7 +132,10 @@ def test_the_frame_loop_on_cuda_never_waits_for_the_gpu(u2netp_store, render_nam
                 preds = segmenter.predict_lowres(frames)
                 out_frames, alpha, keys = stage.push(frames, preds, [2 * k, 2 * k + 1])
                 if keys:
-                    done = lanes.download(render(out_frames, alpha))
+                    pixels = render(out_frames, alpha)
+                    if render_name == "planes":  # ProRes 4444's planes, converted on the GPU
+                        pixels = rgba_to_yuva444p10(pixels).view(torch.uint8)
+                    done = lanes.download(pixels)
                     pixels = done.wait()
                     finished += len(pixels)
                     done.release()

@@ -297,6 +297,7 @@ class FailingSink:
     """A sink whose disk 'fills up' after two frames."""
 
     written = None  # never finished
+    planar_format = None
 
     def __init__(self):
         self.frames, self.salvaged, self.finished = 0, False, False

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .alpha import MatteStage
+from .compose import rgba_to_yuva444p10
 from .device import frame_loop_threads
 from .interrupts import uninterrupted
 from .media.source import DecodedFrame, FrameLoss, VideoSource
@@ -80,14 +82,19 @@ def _get(q: queue.Queue, stop: threading.Event, producer: _Stage | None = None) 
 
 
 def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, render: Render, sink: Sink,
-              batch: int, reporter: Reporter) -> RunStats:
+              batch: int, reporter: Reporter, planar: bool | None = None) -> RunStats:
     """Process every frame of ``source`` into ``sink`` and finish it.
+
+    ``planar``: convert RGBA output to the sink's ``planar_format`` on the device and download
+    the planes (None: on CUDA, where it takes that work off the encoders' CPU cores).
 
     On any error, Ctrl-C or stop signal (``errors.Interrupted``) the stages stop, the sink keeps
     what was written as a playable partial output or removes it, ``reporter.warn`` says which,
     and the exception propagates.
     """
     stop = threading.Event()
+    on_device = planar if planar is not None else segmenter.device.type == "cuda"
+    planes = sink.planar_format == "yuva444p10le" and on_device  # the one layout converted so far
     decoded: queue.Queue = queue.Queue(maxsize=2 * batch)
     rendered: queue.Queue = queue.Queue(maxsize=2)
 
@@ -102,10 +109,11 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
             item = _get(rendered, stop)
             if item is _END:
                 return
-            done, pts = item
+            done, pts, as_planes = item
             try:
                 for one, t in zip(done.wait(), pts):
-                    sink.write(one, t)  # the sink copies the pixels: the buffer can go back
+                    # the sink copies the pixels: the buffer can go back
+                    sink.write(one.view(np.uint16) if as_planes else one, t)
             finally:
                 done.release()
 
@@ -120,8 +128,12 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
         nonlocal count
         if not pts:
             return True  # the smoothing window is still filling
-        done = lanes.download(render(frames, alpha), encoding)
-        if done is None or not _put(rendered, (done, pts), stop, encoder):
+        pixels = render(frames, alpha)  # [B,H,W,C] or [B,H,W] uint8
+        as_planes = planes and pixels.dim() == 4 and pixels.shape[3] == 4
+        if as_planes:  # [B,4,H,W] 10-bit planes, downloaded as their bytes (the lanes carry uint8)
+            pixels = rgba_to_yuva444p10(pixels).view(torch.uint8)
+        done = lanes.download(pixels, encoding)
+        if done is None or not _put(rendered, (done, pts, as_planes), stop, encoder):
             return False  # the encoder died: its error is raised below
         count += len(pts)
         bar.update(len(pts))

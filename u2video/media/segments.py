@@ -35,6 +35,15 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def video_frame(pixels: np.ndarray, layout: str) -> av.VideoFrame:
+    """A frame of ``pixels``: [H,W,C] or [H,W] uint8 in PyAV ``layout`` (copied into the frame),
+    or [P,H,W] uint16 planes of a planar ``layout`` such as yuva444p10le (not copied: keep them
+    unchanged while the frame is in use)."""
+    if pixels.dtype == np.uint16:
+        return av.VideoFrame.from_dlpack(list(pixels), format=layout)
+    return av.VideoFrame.from_ndarray(pixels, format=layout)
+
+
 class SegmentEncoder:
     """Encodes frames on ``workers`` codec contexts in parallel, returning packets in frame order.
 
@@ -64,8 +73,8 @@ class SegmentEncoder:
         self._closed = False
 
     def encode(self, pixels: np.ndarray, layout: str, pts: int) -> list[av.Packet]:
-        """Queue one frame (``pixels`` [H,W,C] or [H,W] uint8 in PyAV ``layout``; copied, so the
-        caller may reuse its buffer) and return the packets of every run finished so far, in
+        """Queue one frame (``pixels`` as ``video_frame`` takes them; copied, so the caller may
+        reuse its buffer) and return the packets of every run finished so far, in
         order. Blocks while ``workers`` + 1 runs are in flight."""
         self._run.append((np.array(pixels, copy=True), layout, pts))
         if len(self._run) == self.run:
@@ -111,7 +120,7 @@ class SegmentEncoder:
         try:
             packets: list[av.Packet] = []
             for pixels, layout, pts in run:
-                frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+                frame = video_frame(pixels, layout)
                 frame.pts, frame.time_base = pts, self._time_base
                 packets += context.encode(frame)  # converted to the encoder's format here
             if len(packets) != len(run):  # an encoder that holds frames back is not intra-only

@@ -28,7 +28,7 @@ from .audio import AudioCarrier, write_audio_files
 from .files import TempFile, folder_file, is_abandoned, partial_names, publish, publish_output
 from .images import encode_image
 from .remux import complete_until, plays, remux, trim_to_whole
-from .segments import INTRA_ONLY, SegmentEncoder, default_workers
+from .segments import INTRA_ONLY, SegmentEncoder, default_workers, video_frame
 
 # movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
 _FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
@@ -43,8 +43,11 @@ class Sink(Protocol):
     written: Path | None  # where finish() published the output (None until then)
     audio_lost: list[tuple[float, float]]  # input seconds of audio left out as damaged
 
+    planar_format: str | None  # a planar layout write() also takes, as [P,H,W] uint16 planes
+
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        """pixels: [H,W,4] RGBA, [H,W,3] RGB or [H,W] grey uint8; pts in the source stream's time_base."""
+        """pixels: [H,W,4] RGBA, [H,W,3] RGB or [H,W] grey uint8, or [P,H,W] uint16 planes of
+        ``planar_format``; pts in the source stream's time_base."""
 
     def finish(self) -> Path:
         """Flush, finalise and publish the result; returns where it went: another name beside the
@@ -161,6 +164,9 @@ class VideoSink:
         out_w, out_h = output_size(width, height, fmt, max_height)
         scaled = bool(max_height and height > max_height)
         self._pad = (0, 0) if scaled else (out_h - height, out_w - width)
+        # frames converted elsewhere (on the GPU: compose.rgba_to_yuva444p10) for the encoder as
+        # they are: only where the encoder takes that layout at the frames' own size
+        self.planar_format = "yuva444p10le" if fmt.pix_fmt == "yuva444p10le" and (out_w, out_h) == (width, height) else None
         self._size_note = f"{out_w}x{out_h}" + (f" (scaled from {width}x{height})" if scaled else "") + (
             f" (padded from {width}x{height}: {fmt.pix_fmt} needs even sizes)" if any(self._pad) else "")
         try:
@@ -212,17 +218,23 @@ class VideoSink:
             f", audio {audio}" if audio else "")
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        if any(self._pad):
-            pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (pixels.ndim - 2)
-            pixels = np.pad(pixels, pad, mode="edge")
-        layout = "gray" if pixels.ndim == 2 else ("rgb24" if pixels.shape[2] == 3 else "rgba")
+        if pixels.dtype == np.uint16:  # planes already in the encoder's layout
+            if self.planar_format is None:
+                raise ValueError(f"{self.target.name}: this output takes no planes ({self.fmt.pix_fmt})")
+            layout = self.planar_format
+        else:
+            if any(self._pad):
+                pad = ((0, self._pad[0]), (0, self._pad[1])) + ((0, 0),) * (pixels.ndim - 2)
+                pixels = np.pad(pixels, pad, mode="edge")
+            layout = "gray" if pixels.ndim == 2 else ("rgb24" if pixels.shape[2] == 3 else "rgba")
         if pts is None or (self._last_pts is not None and pts <= self._last_pts):
             pts = (self._last_pts + 1) if self._last_pts is not None else 0  # missing/duplicate pts
         self._last_pts = pts
         if self._segments is not None:
             packets = self._segments.encode(pixels, layout, pts)  # finished runs' packets, in order
         else:
-            frame = av.VideoFrame.from_ndarray(pixels, format=layout)
+            # planes are copied: the encoder's frame threads may hold the frame after encode() returns
+            frame = video_frame(np.array(pixels, copy=True) if pixels.dtype == np.uint16 else pixels, layout)
             frame.pts, frame.time_base = pts, self._time_base
             packets = self._stream.encode(frame)  # PyAV converts to the encoder's pix_fmt and size
         self._mux(packets)
@@ -382,6 +394,7 @@ class PngSequenceSink:
         self._overwrite = overwrite
         self._finished = False
         self.frames = 0  # written whole, in order
+        self.planar_format = None
         self.audio_lost: list[tuple[float, float]] = []
         self._workers = encoders or default_workers()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="u2video-png")
