@@ -4,13 +4,15 @@
     python benchmarks/gpu.py --dry-run --out /tmp/gpu-dry.json     # every part, on the CPU, tiny
 
 (a) ``pytest -m gpu``; (b) model-only frames/s at 320² for u2netp and u2net, fp32/fp16/bf16,
-batch 1…256, with peak GPU memory (random weights of the real architecture where the store has
-no file: speed only); (c) end to end on generated 1080p and 4K clips: ``matte`` -> ProRes 4444
+batch 1…256, with peak GPU memory, and fp16 replayed from CUDA graphs (random weights of the
+real architecture where the store has no file: speed only); (c) end to end on generated 1080p and 4K clips: ``matte`` -> ProRes 4444
 and WebM, ``replace`` -> H.264, each stage's frames/s, end-to-end frames/s, efficiency (end to
 end / slowest stage), GPU utilisation sampled by nvidia-smi; (d) live: 640x480 and 1080p
 sources at 60 fps played in real time (processed frames/s, dropped, latency p50/p95); (e) GPU
 against CPU mattes (fp32 and fp16): mean and max |Δα|, IoU at 0.5, on ../shared's official
-test images where present, else on frames of the demo clip. ``--dry-run`` runs every part on
+test images where present, else on frames of the demo clip; (f) decoding the end-to-end clips:
+software against NVDEC (``benchmarks/decode.py``, frames on the host or kept on the GPU), to
+tell whether an NVDEC path is worth building. ``--dry-run`` runs every part on
 the CPU at tiny sizes (a test runs it, so this script does not rot).
 """
 
@@ -68,7 +70,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="the JSON file to write")
     parser.add_argument("--dry-run", action="store_true", help="every part on the CPU at tiny sizes")
-    parser.add_argument("--parts", default="a,b,c,d,e", help="which parts to run, e.g. b,e")
+    parser.add_argument("--parts", default="a,b,c,d,e,f", help="which parts to run, e.g. b,e")
     args = parser.parse_args()
     if not args.dry_run and not torch.cuda.is_available():
         print("gpu: PyTorch sees no CUDA GPU here: run with --dry-run to try the script on the CPU", file=sys.stderr)
@@ -81,7 +83,7 @@ def main() -> int:
         work = Path(tmp)
         steps = [("a", "tests", lambda: gpu_tests(plan)), ("b", "model", lambda: model_only(plan)),
                  ("c", "end_to_end", lambda: end_to_end(plan, work)), ("d", "live", lambda: live(plan, work)),
-                 ("e", "parity", lambda: parity(plan, work))]
+                 ("e", "parity", lambda: parity(plan, work)), ("f", "decode", lambda: decode(plan, work))]
         for key, name, step in steps:
             if key not in parts:
                 continue
@@ -240,11 +242,17 @@ class Utilisation:
         return {"mean": round(float(np.mean(self.samples)), 1), "p95": round(float(np.percentile(self.samples, 95)), 1)}
 
 
+def clip_file(work: Path, label: str, size: tuple[int, int], frames: int) -> Path:
+    """The generated end-to-end clip (H.264 with sound), made once for parts c and f."""
+    path = work / f"{label}.mp4"
+    return path if path.exists() else write_clip(path, frames, size, 30, audio=True)
+
+
 def end_to_end(plan: Plan, work: Path) -> list[dict]:
     rows = []
     model = u2netp_model(work, plan.size)
     for label, size, frames in plan.clips:
-        clip = write_clip(work / f"{label}.mp4", frames, size, 30, audio=True)
+        clip = clip_file(work, label, size, frames)
         for fmt in (BenchFormat.PRORES, BenchFormat.WEBM, BenchFormat.H264):
             row = {"clip": label, "frames": frames, "format": fmt.value}
             try:
@@ -258,7 +266,23 @@ def end_to_end(plan: Plan, work: Path) -> list[dict]:
             except Exception as e:
                 row["error"] = f"{type(e).__name__}: {e}"
             rows.append(row)
-        clip.unlink()
+    return rows
+
+
+# --- (f) decoding: software against NVDEC ---------------------------------------------------
+
+def decode(plan: Plan, work: Path) -> list[dict]:
+    """benchmarks/decode.py on each end-to-end clip, in a process of its own (FFmpeg's CUDA
+    decoder fails where PyTorch made the GPU's context first)."""
+    rows = []
+    for label, size, frames in plan.clips:
+        clip = clip_file(work, label, size, frames)
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decode.py"), str(clip), "--json"],
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            rows.append({"clip": label, "error": done.stderr.strip()[-500:]})
+            continue
+        rows.append({"clip": label, "ways": json.loads(done.stdout)})
     return rows
 
 
@@ -344,6 +368,12 @@ def table(result: dict) -> str:
         for r in parts["live"]:
             lines.append(f"| {r['source']} | {r['input_size']}² | {r['processed_fps']} | {r['captured']} / "
                          f"{r['processed']} / {r['dropped']} | {r['latency_ms_p50']} | {r['latency_ms_p95']} |")
+    if "decode" in parts and isinstance(parts["decode"], list):
+        lines += ["", "(f) decode only (H.264), frames/s", "| clip | software | NVDEC, frames on the host | NVDEC, frames on the GPU |",
+                  "|---|---|---|---|"]
+        for r in parts["decode"]:
+            ways = [w.get("fps", w.get("error")) for w in r.get("ways", [])] or [r.get("error")] * 3
+            lines.append(f"| {r['clip']} | " + " | ".join(str(w) for w in ways) + " |")
     if "parity" in parts and "error" not in parts["parity"]:
         p = parts["parity"]
         lines += ["", f"(e) device against CPU fp32 mattes, {p['images']} {p['on']}, weights {p['weights']}"]

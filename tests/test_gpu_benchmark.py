@@ -18,7 +18,7 @@ def test_gpu_benchmark_dry_run_runs_every_part(u2netp_store, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     parts = result["parts"]
-    assert result["dry_run"] and set(parts) == {"tests", "model", "end_to_end", "live", "parity"}
+    assert result["dry_run"] and set(parts) == {"tests", "model", "end_to_end", "live", "parity", "decode"}
     assert not [name for name, part in parts.items() if isinstance(part, dict) and "error" in part], parts
     assert parts["tests"]["exit_code"] == 0 and "skipped" in parts["tests"]["summary"]  # no GPU here
     for name in ("u2netp", "u2net"):
@@ -35,4 +35,8 @@ def test_gpu_benchmark_dry_run_runs_every_part(u2netp_store, tmp_path):
     (live,) = parts["live"]
     assert live["processed"] > 0 and live["captured"] >= live["processed"]
     assert parts["parity"]["fp32"]["mean_abs_diff"] == 0  # the CPU against itself
-    assert "DRY RUN" in done.stdout and "(b) model only" in done.stdout
+    (decoded,) = parts["decode"]
+    software, on_host, on_gpu = decoded["ways"]
+    assert software["frames"] == 6 and software["fps"] > 0  # the tiny clip, every frame
+    assert "error" in on_host and "error" in on_gpu  # no NVDEC here
+    assert "DRY RUN" in done.stdout and "(b) model only" in done.stdout and "(f) decode only" in done.stdout
