@@ -1,5 +1,7 @@
-"""What runs the network: onnxruntime on the CPU (the default there) against PyTorch, and
-several batches in flight at once."""
+"""What runs the network: OpenVINO (the CPU default) and onnxruntime against PyTorch, the
+fallbacks between them, several batches in flight at once, precision, batch size, CUDA graphs."""
+
+import sys
 
 import cv2
 import numpy as np
@@ -21,15 +23,23 @@ def segmenter(runtime: Runtime, size: int = 64, normalization=Normalization.FIXE
                                  DeviceConfig(DeviceKind.CPU, runtime=runtime), workers=workers)
 
 
-def test_the_cpu_default_is_onnxruntime_with_a_worker_per_core(u2netp_store):
+def test_the_cpu_default_is_openvino_with_a_call_per_core(u2netp_store):
     seg = segmenter(Runtime.AUTO)
-    assert seg.runtime is Runtime.ONNXRUNTIME and seg.workers >= 1
-    assert "onnxruntime" in seg.describe()
+    assert seg.runtime is Runtime.OPENVINO and seg.workers >= 1  # openvino is a dependency here
+    assert "openvino" in seg.describe()
     assert segmenter(Runtime.AUTO, workers=1).workers == 1
 
 
+def test_without_openvino_auto_takes_onnxruntime_and_asking_for_it_says_how_to_get_it(u2netp_store, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # "import openvino" raises ImportError now
+    assert segmenter(Runtime.AUTO).runtime is Runtime.ONNXRUNTIME
+    with pytest.raises(DeviceError, match="needs the openvino package: pip install openvino"):
+        segmenter(Runtime.OPENVINO)
+
+
+@pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])
 @pytest.mark.parametrize("name", ["horse.jpg", "bike.jpg"])
-def test_onnxruntime_and_pytorch_give_the_same_matte(name, u2netp_store, reference_dir):
+def test_cpu_runtimes_and_pytorch_give_the_same_matte(name, runtime, u2netp_store, reference_dir):
     """At the trained size, on official test images: within 1/255 everywhere (the exported
     network is the same function; only float rounding differs)."""
     path = reference_dir / "images" / name
@@ -37,21 +47,22 @@ def test_onnxruntime_and_pytorch_give_the_same_matte(name, u2netp_store, referen
         pytest.skip(f"{name} not in the reference set")
     rgb = torch.from_numpy(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))[None]
     mattes = {}
-    for runtime in (Runtime.TORCH, Runtime.ONNXRUNTIME):
-        seg = segmenter(runtime, 320, Normalization.REFERENCE)
-        assert seg.runtime is runtime
-        mattes[runtime] = alpha_to_uint8(seg(rgb)).int()
-    diff = (mattes[Runtime.TORCH] - mattes[Runtime.ONNXRUNTIME]).abs()
+    for each in (Runtime.TORCH, runtime):
+        seg = segmenter(each, 320, Normalization.REFERENCE)
+        assert seg.runtime is each
+        mattes[each] = alpha_to_uint8(seg(rgb)).int()
+    diff = (mattes[Runtime.TORCH] - mattes[runtime]).abs()
     assert mattes[Runtime.TORCH].float().std() > 30  # a real matte, not a blank one
     assert diff.max() <= 1
 
 
-def test_batches_in_flight_come_back_in_order_and_unchanged(u2netp_store):
+@pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])
+def test_batches_in_flight_come_back_in_order_and_unchanged(runtime, u2netp_store):
     """Two workers: every batch's prediction is the one it gets alone, in the order given,
     whatever batch finishes first; the tags travel with their frames."""
     frames = [torch.from_numpy(synthetic_scene(72, 96, seed=s))[None] for s in range(7)]
     frames[3] = torch.cat([frames[3], frames[4]])  # batches of different sizes
-    seg = segmenter(Runtime.ONNXRUNTIME, workers=2)
+    seg = segmenter(runtime, workers=2)
     alone = [seg.predict_lowres(f) for f in frames]
     out = list(seg.predict_batches((f, i) for i, f in enumerate(frames)))
     assert [tag for _, tag, _ in out] == list(range(7))
@@ -62,10 +73,11 @@ def test_batches_in_flight_come_back_in_order_and_unchanged(u2netp_store):
     assert (alone[0] - alone[1]).abs().max() > 1e-3  # different scenes, different predictions
 
 
-def test_onnxruntime_asked_for_where_it_cannot_run(u2netp_store):
-    with pytest.raises(DeviceError, match="fp32 only"):
+@pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])
+def test_cpu_runtime_asked_for_where_it_cannot_run(runtime, u2netp_store):
+    with pytest.raises(DeviceError, match=f"--runtime {runtime.value} runs fp32 only"):
         Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED),
-                              DeviceConfig(DeviceKind.CPU, Precision.FP16, runtime=Runtime.ONNXRUNTIME))
+                              DeviceConfig(DeviceKind.CPU, Precision.FP16, runtime=runtime))
 
 
 class _NotExportable(torch.nn.Module):
@@ -86,6 +98,27 @@ def test_a_network_onnxruntime_cannot_take_runs_on_pytorch_under_auto():
     assert torch.allclose(runner(x), torch.sigmoid(torch.special.i0(x[:, :1])))
     with pytest.raises(DeviceError, match="use --runtime torch"):
         prepare_network(_NotExportable(), cpu, torch.float32, Runtime.ONNXRUNTIME)
+
+
+class _Determinant(torch.nn.Module):
+    """Exports to ONNX (a Det node) that onnxruntime runs and OpenVINO can't convert."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        square = x[:, 0, :3, :3] @ x[:, 0, :3, :3].transpose(-1, -2) + torch.eye(3)  # [B,3,3]
+        return torch.sigmoid(torch.det(square).view(-1, 1, 1, 1) * x[:, :1])
+
+
+def test_a_network_openvino_cannot_compile_runs_on_onnxruntime_under_auto():
+    from u2video.device import prepare_network
+
+    cpu = torch.device("cpu")
+    runner = prepare_network(_Determinant(), cpu, torch.float32, Runtime.AUTO)
+    assert runner.runtime is Runtime.ONNXRUNTIME
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(runner(x), _Determinant()(x), atol=1e-5)
+    with pytest.raises(DeviceError, match="could not prepare the network for openvino .*Det.*use --runtime torch") as e:
+        prepare_network(_Determinant(), cpu, torch.float32, Runtime.OPENVINO)
+    assert "\n" not in str(e.value)  # a one-line error
 
 
 @pytest.mark.parametrize("precision, dtype", [(Precision.AUTO, torch.float32), (Precision.FP32, torch.float32),

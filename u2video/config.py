@@ -33,12 +33,13 @@ class Precision(str, Enum):
 
 
 class Runtime(str, Enum):
-    """What runs the network. AUTO: onnxruntime on the CPU (measured faster than PyTorch there,
-    README "Speed"), PyTorch on CUDA."""
+    """What runs the network. AUTO: on the CPU OpenVINO, else onnxruntime, whichever is installed
+    first in that order (measured fastest first, README "Speed"); PyTorch on CUDA."""
 
     AUTO = "auto"
     TORCH = "torch"
     ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
 
 
 class Normalization(str, Enum):

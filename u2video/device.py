@@ -1,9 +1,10 @@
 """Device choice and what runs the network there; with ``streams.py`` (how batches travel to
 the device and back) the only places that know about devices.
 
-CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by onnxruntime,
-which measured 1.2x faster than PyTorch eager on 2 cores (README, "Speed"); PyTorch is the
-fallback when onnxruntime is missing. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
+CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by OpenVINO, or by
+onnxruntime where OpenVINO is not installed (OpenVINO measured 1.2x onnxruntime's frames/s,
+which measured 1.2x PyTorch eager's, on 2 cores: README, "Speed"); PyTorch is the last
+fallback. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
 the caller hands over a normalised [B,3,S,S] tensor and gets a [B,1,S,S] f32 tensor back on
 the same device, so no other stage cares which it was.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -73,11 +76,13 @@ def cpu_threads() -> int:
 
 
 def pick_workers(runtime: Runtime, device: torch.device) -> int:
-    """How many batches go through the network at once. onnxruntime on the CPU: one per core,
-    each on one thread (on 2 cores as fast as one call on 2 threads, 234 vs 238 ms a frame
-    for u2netp at 320², with no barrier between the cores for the other threads to stall).
-    Elsewhere one (PyTorch threads its own operators; CUDA queues work)."""
-    return cpu_threads() if runtime is Runtime.ONNXRUNTIME and device.type == "cpu" else 1
+    """How many batches go through the network at once. onnxruntime and OpenVINO on the CPU: one
+    per core (onnxruntime: each call on one thread, on 2 cores as fast as one call on 2 threads,
+    234 vs 238 ms a frame for u2netp at 320², with no barrier between the cores for the other
+    threads to stall; OpenVINO: one stream per call). Elsewhere one (PyTorch threads its own
+    operators; CUDA queues work)."""
+    cpu_runtime = runtime in (Runtime.ONNXRUNTIME, Runtime.OPENVINO)
+    return cpu_threads() if cpu_runtime and device.type == "cpu" else 1
 
 
 @contextlib.contextmanager
@@ -168,19 +173,26 @@ def pick_batch(run: Callable[[torch.Tensor], torch.Tensor], device: torch.device
     return choice
 
 
+_CPU_RUNTIMES = (Runtime.OPENVINO, Runtime.ONNXRUNTIME)  # fastest first (README, "Speed")
+_PACKAGES = {Runtime.OPENVINO: "openvino", Runtime.ONNXRUNTIME: "onnxruntime"}
+
+
 def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype) -> Runtime:
-    """AUTO -> onnxruntime for fp32 on the CPU when it is installed, else PyTorch."""
-    if runtime is Runtime.ONNXRUNTIME:
+    """AUTO -> for fp32 on the CPU the first of OpenVINO and onnxruntime that is installed, else
+    PyTorch. An explicit CPU runtime that can't run here raises DeviceError."""
+    if runtime in _CPU_RUNTIMES:
+        name = runtime.value
         if device.type != "cpu":
-            raise DeviceError("--runtime onnxruntime runs on the CPU only: use --device cpu, or --runtime torch on CUDA")
+            raise DeviceError(f"--runtime {name} runs on the CPU only: use --device cpu, or --runtime torch on CUDA")
         if dtype != torch.float32:
-            raise DeviceError("--runtime onnxruntime runs fp32 only: use --precision fp32, or --runtime torch")
-        if not _has_onnxruntime():
-            raise DeviceError("--runtime onnxruntime needs the onnxruntime package: pip install onnxruntime")
+            raise DeviceError(f"--runtime {name} runs fp32 only: use --precision fp32, or --runtime torch")
+        if not installed(runtime):
+            raise DeviceError(f"--runtime {name} needs the {_PACKAGES[runtime]} package: pip install {_PACKAGES[runtime]}")
         return runtime
     if runtime is Runtime.AUTO:
-        fast_cpu = device.type == "cpu" and dtype == torch.float32 and _has_onnxruntime()
-        return Runtime.ONNXRUNTIME if fast_cpu else Runtime.TORCH
+        if device.type == "cpu" and dtype == torch.float32:
+            return next((r for r in _CPU_RUNTIMES if installed(r)), Runtime.TORCH)
+        return Runtime.TORCH
     return runtime
 
 
@@ -204,13 +216,21 @@ def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype
     cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it.
     ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``)."""
     chosen = pick_runtime(runtime, device, dtype)
-    if chosen is Runtime.ONNXRUNTIME:
-        count = workers or pick_workers(chosen, device)
+    # AUTO tries each CPU runtime that is installed, fastest first, then PyTorch
+    tries = [r for r in _CPU_RUNTIMES if installed(r)] if chosen in _CPU_RUNTIMES and runtime is Runtime.AUTO else [chosen]
+    for candidate in tries:
+        if candidate not in _CPU_RUNTIMES:
+            break
+        count = workers or pick_workers(candidate, device)
         try:
-            return NetworkRunner(chosen, count, OnnxRuntimeNetwork(network, threads=max(1, cpu_threads() // count)))
-        except Exception as e:  # an exporter that changed or is gone in this PyTorch
+            if candidate is Runtime.OPENVINO:
+                return NetworkRunner(candidate, count, OpenVinoNetwork(network, streams=count, threads=cpu_threads()))
+            return NetworkRunner(candidate, count, OnnxRuntimeNetwork(network, threads=max(1, cpu_threads() // count)))
+        except Exception as e:  # an exporter that changed, a model the runtime can't compile
             if runtime is not Runtime.AUTO:
-                raise DeviceError(f"could not prepare the network for onnxruntime ({type(e).__name__}: {e}): "
+                why = " ".join(str(e).split())  # one line: OpenVINO's reports run over several
+                why = why if len(why) <= 400 else why[:400] + "…"
+                raise DeviceError(f"could not prepare the network for {candidate.value} ({type(e).__name__}: {why}): "
                                   "use --runtime torch") from None
     module = network.to(device, dtype, memory_format=torch.channels_last)
     if cuda_graphs and device.type == "cuda":
@@ -259,9 +279,10 @@ class CudaGraphNetwork:
         return graph, static_in, static_out
 
 
-def _has_onnxruntime() -> bool:
+def installed(runtime: Runtime) -> bool:
+    """Whether the package of a CPU runtime imports here."""
     try:
-        import onnxruntime  # noqa: F401
+        importlib.import_module(_PACKAGES[runtime])
     except ImportError:
         return False
     return True
@@ -290,6 +311,42 @@ class OnnxRuntimeNetwork:
         """x: [B,3,S,S] f32 on the CPU -> [B,1,S,S] f32 0..1."""
         (out,) = self._session.run(None, {self._input: x.float().contiguous().numpy()})
         return torch.from_numpy(out)
+
+
+class OpenVinoNetwork:
+    """The network exported to ONNX and compiled by OpenVINO for the CPU, once per input shape
+    (static shapes run faster than a dynamic model), fp32, ``streams`` calls at once (each
+    thread gets its own infer request) on ``threads`` threads in all."""
+
+    def __init__(self, network: nn.Module, streams: int, threads: int):
+        import openvino as ov
+
+        self._core = ov.Core()
+        self._onnx = _export(network)
+        self._config = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": threads,
+                        # OpenVINO would run bf16 on CPUs that have it: slower here and not fp32's matte
+                        "INFERENCE_PRECISION_HINT": "f32"}
+        self._compiled: dict[tuple[int, ...], object] = {}
+        self._lock = threading.Lock()
+        self._requests = threading.local()  # per thread: shape -> infer request
+        self._core.read_model(self._onnx)  # a model OpenVINO can't read fails here, not mid-run
+
+    def _compile(self, shape: tuple[int, ...]) -> object:
+        with self._lock:
+            if shape not in self._compiled:
+                model = self._core.read_model(self._onnx)
+                model.reshape(list(shape))
+                self._compiled[shape] = self._core.compile_model(model, "CPU", self._config)
+            return self._compiled[shape]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B,3,S,S] f32 on the CPU -> [B,1,S,S] f32 0..1."""
+        shape = tuple(x.shape)
+        requests = self._requests.__dict__.setdefault("by_shape", {})
+        if shape not in requests:
+            requests[shape] = self._compile(shape).create_infer_request()
+        out = requests[shape].infer({0: x.float().contiguous().numpy()})
+        return torch.from_numpy(out[0].copy())  # the request's buffer is reused by its next call
 
 
 def _export(network: nn.Module) -> bytes:
