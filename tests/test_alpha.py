@@ -183,3 +183,41 @@ def test_matte_stage_keeps_every_frame_in_order_whatever_the_batch():
     smoothed, per_frame = run_stage(frames, preds, MatteConfig(smooth=3, refine=True)), one
     assert (smoothed - per_frame).abs().max() > 0.02  # smoothing was really at work above
     assert small_guide(frames.permute(0, 3, 1, 2).float() / 255).shape == (9, 1, H, W)
+
+
+def test_the_window_keeps_pair_weights_and_gives_what_smooth_computes_afresh():
+    """MatteWindow computes each pair of frames' weights once (they are symmetric) and keeps the
+    steps' cut tests: every finished prediction is, bit for bit, what ``smooth`` computes from the
+    whole window, across a scene cut and at both ends."""
+    from u2video.alpha import MatteWindow, to_float
+
+    gen = torch.Generator().manual_seed(3)
+    frames = scene(16)
+    for t in range(16):
+        put_subject(frames, 2 * t)
+    frames[9:] = 255 - frames[9:]  # a cut between frames 8 and 9
+    preds = torch.rand(16, 1, S, S, generator=gen)
+    guides = small_guide(to_float(frames, torch.device("cpu")))
+    params = SmoothParams(radius=3)
+    window = MatteWindow(params)
+    got = []
+    for t in range(16):
+        got += window.push(t, preds[t:t + 1], guides[t:t + 1])
+    got += window.flush()
+    assert [t for t, _ in got] == list(range(16))
+    for t, alpha in got:
+        lo, hi = max(0, t - 3), min(16, t + 4)
+        assert torch.equal(alpha, smooth(preds[lo:hi], guides[lo:hi], t - lo, params)), t
+    assert len(window._pairs) <= 2 * 3 + 1  # pairs no later window reaches are dropped
+
+
+def test_box_mean_is_the_mean_over_the_window_clipped_at_the_borders():
+    from u2video.alpha import _box
+
+    x = torch.rand(2, 3, 9, 13, generator=torch.Generator().manual_seed(5), dtype=torch.float64).float()
+    r = 2
+    want = torch.empty_like(x)
+    for i in range(9):
+        for j in range(13):
+            want[..., i, j] = x[..., max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean(dim=(-2, -1))
+    assert torch.allclose(_box(x, r), want, atol=1e-6)

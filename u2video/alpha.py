@@ -87,10 +87,13 @@ def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
         n = x.shape[dim]
         offset = x.mean(dim, keepdim=True)  # running sums of x - mean stay small: float32 keeps its digits
         sums = F.pad(torch.cumsum(x - offset, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))  # a leading 0
+        # sums[min(n, i+r+1)] - sums[max(0, i-r)] for every i, as two shifted views of the sums
+        # with their ends repeated r times (gathering by index was 4x slower along rows)
+        ends = F.pad(sums, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode="replicate")
         index = torch.arange(n, device=x.device)
         hi, lo = (index + radius + 1).clamp_(max=n), (index - radius).clamp_(min=0)
         count = (hi - lo).to(x.dtype).view((1, 1, 1, n) if dim == 3 else (1, 1, n, 1))
-        x = (sums.index_select(dim, hi) - sums.index_select(dim, lo)) / count + offset
+        x = (ends.narrow(dim, 2 * radius + 1, n) - ends.narrow(dim, 0, n)) / count + offset
     return x
 
 
@@ -145,25 +148,43 @@ def still_guide(frames: torch.Tensor, params: HoldParams = HoldParams()) -> torc
     return _gaussian_blur(_grey(frames), params.sigma)
 
 
-def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: SmoothParams) -> torch.Tensor:
+def pair_weights(preds: torch.Tensor, guides: torch.Tensor, pred: torch.Tensor, guide: torch.Tensor,
+                 params: SmoothParams) -> torch.Tensor:
+    """How much each of T frames counts towards another's smoothed prediction, pixel by pixel,
+    before scene cuts: preds [T,1,S,S] and guides [T,1,h,w] against one frame's pred [1,1,S,S]
+    and guide [1,1,h,w] -> [T,1,S,S] in 0..1. Symmetric: frame a's weight for b is b's for a."""
+    change = _separable((guides - guide).abs(), [1 / 3] * 3)  # [T,1,h,w]
+    exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
+    exponent += ((preds - pred) / params.disagreement) ** 2
+    return torch.exp(-exponent.clamp_(max=_EXPONENT_CAP))
+
+
+def calm_steps(guides: torch.Tensor, params: SmoothParams) -> torch.Tensor:
+    """guides [T,1,h,w] in order -> [T-1], 1 where the step from each frame to the next is no
+    scene cut, else 0 (a tensor, so that the host never waits for the device here)."""
+    return ((guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3)) < params.cut).float()
+
+
+def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: SmoothParams,
+           weights: torch.Tensor | None = None, calm: torch.Tensor | None = None) -> torch.Tensor:
     """Temporal smoothing of one frame.
 
     preds: [T,1,S,S] f32 0..1, the network's predictions for a window of T frames in order;
-    guides: [T,1,h,w] from ``small_guide``; centre: the index of the frame to finish.
+    guides: [T,1,h,w] from ``small_guide``; centre: the index of the frame to finish. ``weights``
+    ([T,1,S,S], ``pair_weights`` against the centre; the centre's own is ignored) and ``calm``
+    ([T-1], ``calm_steps``) may be passed in when the caller kept them from earlier frames.
     Returns [1,1,S,S] f32 0..1.
     """
     if params.radius == 0 or preds.shape[0] == 1:
         return preds[centre:centre + 1]
-    change = _separable((guides - guides[centre:centre + 1]).abs(), [1 / 3] * 3)  # [T,1,h,w]
-    # a cut between two neighbours ends the window on that side (frames across it don't count);
-    # in tensor ops, so that the host never waits for the device here
-    calm = ((guides[1:] - guides[:-1]).abs().mean(dim=(1, 2, 3)) < params.cut).to(preds.dtype)  # [T-1]
+    if weights is None:
+        weights = pair_weights(preds, guides, preds[centre:centre + 1], guides[centre:centre + 1], params)
+    # a cut between two neighbours ends the window on that side (frames across it don't count)
+    calm = (calm_steps(guides, params) if calm is None else calm).to(preds.dtype)  # [T-1]
     before = calm[:centre].flip(0).cumprod(0).flip(0)  # frame i < centre: no cut from i to centre
     after = calm[centre:].cumprod(0)  # frame i > centre: no cut from centre to i
     in_window = torch.cat((before, calm.new_ones(1), after)).view(-1, 1, 1, 1)
-    exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
-    exponent += ((preds - preds[centre:centre + 1]) / params.disagreement) ** 2
-    weight = torch.exp(-exponent.clamp_(max=_EXPONENT_CAP)) * in_window
+    weight = weights * in_window
     weight[centre] = 1.0
     return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
 
@@ -269,12 +290,22 @@ class MatteWindow:
         self._items: deque = deque()
         self._preds: deque = deque()
         self._guides: deque = deque()
+        self._numbers: deque[int] = deque()  # each frame's number, counted from the first
+        self._calm: deque[torch.Tensor] = deque()  # calm_steps from each frame to the next
+        # pair_weights of two frames, by their numbers (lower first): each pair meets twice,
+        # once as either frame's window is finished, and is computed once
+        self._pairs: dict[tuple[int, int], torch.Tensor] = {}
+        self._count = 0
         self._next = 0  # index (within the deques) of the next frame to finish
 
     def push(self, item: object, pred: torch.Tensor, guide: torch.Tensor) -> list[tuple[object, torch.Tensor]]:
+        if self._guides:
+            self._calm.append(calm_steps(torch.cat((self._guides[-1], guide)), self.params))
         self._items.append(item)
         self._preds.append(pred)
         self._guides.append(guide)
+        self._numbers.append(self._count)
+        self._count += 1
         done = []
         while self._next + self.ahead < len(self._items):
             done.append(self._finish())
@@ -288,15 +319,36 @@ class MatteWindow:
 
     def _finish(self) -> tuple[object, torch.Tensor]:
         centre = self._next
-        alpha = smooth(torch.cat(list(self._preds)), torch.cat(list(self._guides)), centre, self.params)
+        preds = torch.cat(list(self._preds))
+        alpha = smooth(preds, torch.cat(list(self._guides)), centre, self.params,
+                       self._weights(centre, preds), torch.cat(list(self._calm)) if self._calm else None)
         out = (self._items[centre], alpha)
         self._next += 1
         while self._next > self.params.radius:  # drop what no later window reaches
             self._items.popleft()
             self._preds.popleft()
             self._guides.popleft()
+            gone = self._numbers.popleft()
+            if self._calm:
+                self._calm.popleft()
+            for pair in [p for p in self._pairs if gone in p]:
+                del self._pairs[pair]
             self._next -= 1
         return out
+
+    def _weights(self, centre: int, preds: torch.Tensor) -> torch.Tensor:
+        """pair_weights of every frame in the window against the centre, [T,1,S,S], computing
+        (all at once) only the pairs not met before."""
+        mine = self._numbers[centre]
+        pairs = [(min(n, mine), max(n, mine)) for n in self._numbers]
+        missing = [i for i, pair in enumerate(pairs) if i != centre and pair not in self._pairs]
+        if missing:
+            guides = torch.cat([self._guides[i] for i in missing])
+            fresh = pair_weights(preds[missing], guides, self._preds[centre], self._guides[centre], self.params)
+            for k, i in enumerate(missing):
+                self._pairs[pairs[i]] = fresh[k:k + 1]
+        ones = torch.ones_like(self._preds[centre])  # the centre's own: smooth sets it to 1
+        return torch.cat([ones if i == centre else self._pairs[pair] for i, pair in enumerate(pairs)])
 
 
 class MatteStage:

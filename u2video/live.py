@@ -170,6 +170,9 @@ def run_live(source: LiveSource, segmenter: Segmenter, matte: MatteStage, render
     # at a time: a frame is never waited for behind another
     lanes = StreamLanes(segmenter.device, depth=2)
     try:
+        segmenter.warm_up()  # else the first frame waits for it, and the camera's next ones are dropped
+        start = next_status = time.monotonic()
+        next_status += STATUS_EVERY
         with source, torch.inference_mode(), lanes.compute():
             while duration is None or time.monotonic() - start < duration:
                 frame = source.slot.take(timeout=wait)

@@ -77,6 +77,12 @@ class Segmenter:
                 + (f", {self.workers} frames at once)" if self.workers > 1 else ")"))
 
     @torch.inference_mode()
+    def warm_up(self) -> None:
+        """One call at batch 1, so the runtime's one-off work (OpenVINO compiling the network for
+        the input shape, cuDNN choosing its kernels) is done before a live source starts."""
+        self.predict_lowres(torch.zeros(1, 32, 32, 3, dtype=torch.uint8))
+
+    @torch.inference_mode()
     def pick_batch(self, width: int, height: int) -> BatchChoice:
         """Frames per network call for ``width`` x ``height`` video when none was asked for
         (``device.pick_batch``: 1 on the CPU, probed on CUDA)."""
