@@ -7,7 +7,6 @@ as it is written (the muxer interleaves them) without holding the whole track in
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -185,32 +184,23 @@ def _checker(stream: av.audio.stream.AudioStream) -> av.CodecContext:
     checker.sample_rate = source.sample_rate
     checker.layout = source.layout
     checker.format = source.format
+    # errors the decoder would conceal and only log are returned instead ("explode"), so a damaged
+    # packet raises: no FFmpeg logging has to be switched on to see them (see _decodes_cleanly)
+    checker.options = {"err_detect": "crccheck+bitstream+buffer+explode"}
     return checker
 
 
-_QUIET = logging.NullHandler()  # added once: a logger keeps one of each handler object
-
-
 def _decodes_cleanly(checker: av.CodecContext, packet: av.Packet) -> bool:
-    """Whether ``packet`` decodes without an error, raised or only logged: decoders conceal
-    most damage and just log it, and a player then logs the same error."""
-    # FFmpeg's messages reach Python only while a level is set, and then every codec thread that
-    # logs needs the GIL: a threaded video decoder freed meanwhile deadlocks (PyAV #751). So the
-    # level is set for this one decode only, unless the caller chose one.
-    chosen = av.logging.get_level()
-    if chosen is None:
-        logging.getLogger("libav").addHandler(_QUIET)  # messages of other threads meanwhile: dropped
-        av.logging.set_level(av.logging.ERROR)
+    """Whether ``packet`` decodes without an error. The checker returns the errors decoders
+    usually conceal and just log (a player then logs the same error), so no FFmpeg logging is
+    needed: switching it on, even for one decode, let other threads' codecs call into Python
+    meanwhile, which deadlocks a threaded decoder that is freed (PyAV #751) and races PyAV's
+    level check (a TypeError printed from the log callback)."""
     try:
-        with av.logging.Capture() as messages:  # this thread's only
-            try:
-                checker.decode(packet)
-            except av.FFmpegError:
-                return False
-    finally:
-        if chosen is None:
-            av.logging.set_level(None)
-    return not any(level <= av.logging.ERROR for level, _, _ in messages)
+        checker.decode(packet)
+    except av.FFmpegError:
+        return False
+    return True
 
 
 def describe_audio_loss(name: str, lost: list[tuple[float, float]]) -> str:
