@@ -3,6 +3,11 @@
 On a generated clip (the demo clip: a ball rolling across a table, H.264, default 640x480,
 30 fps, 60 frames) it measures, with u2netp at 320² and the threads this process may use:
 
+0. whole processes, in ``--rounds`` alternating rounds: ``u2video matte clip -o out.mov`` with
+   each CPU runtime, and ``benchmarks/peer_loop.py`` (the per-frame loop around rembg's file
+   that people write, no u2video code), each timed from start to exit with its peak memory;
+   frames/s min/median/max and each one's median over the peer loop's;
+
 1. model only, in three alternating rounds of 20 frames: onnxruntime on rembg's u2netp.onnx
    (one session using every core, as rembg makes it) on a [1,3,320,320] input, and u2video's
    model stage (resize, normalise, network; a frame per core in flight) on decoded frames;
@@ -12,13 +17,17 @@ On a generated clip (the demo clip: a ball rolling across a table, H.264, defaul
    onnxruntime session on every core) -> bilinear upsampling -> RGBA -> encode, one frame at a
    time on one thread, to the same format (ProRes 4444 .mov).
 
-Run:  U2NET_HOME=/path/to/models python benchmarks/speed.py [--size 640x480] [--frames 60] [--json out.json]
+Run:  U2NET_HOME=/path/to/models python benchmarks/speed.py [--size 640x480] [--frames 60] [--rounds 3]
+      [--whole-process-only] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +38,7 @@ import torch
 
 from u2video.benchmark import BenchFormat, bench
 from u2video.compose import to_rgba
-from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization
+from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization, Runtime
 from u2video.device import cpu_threads
 from u2video.media.demo import write_clip
 from u2video.model.weights import resolve, store_dir
@@ -72,7 +81,9 @@ def u2video_model(clip: Path, frames: int) -> float:
 def naive_loop(clip: Path, target: Path) -> tuple[int, float]:
     """Decode one frame -> network -> bilinear upsampling -> RGBA -> encode, one at a time."""
     fmt = load_preset("prores4444").format
-    segmenter = Segmenter.from_config(ModelConfig(normalization=Normalization.FIXED), DeviceConfig(), workers=1)
+    # onnxruntime, one session on every core: the peer's runtime, whatever u2video's default is
+    segmenter = Segmenter.from_config(ModelConfig(normalization=Normalization.FIXED),
+                                      DeviceConfig(runtime=Runtime.ONNXRUNTIME), workers=1)
     count = 0
     with av.open(str(clip)) as source, av.open(str(target), "w") as out:
         video = source.streams.video[0]
@@ -92,11 +103,53 @@ def naive_loop(clip: Path, target: Path) -> tuple[int, float]:
     return count, count / (time.perf_counter() - start)
 
 
+def timed_process(command: list[str]) -> tuple[float, float]:
+    """Run ``command``; (wall seconds, peak resident MiB) of that process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {stderr[-500:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def whole_process(clip: Path, frames: int, rounds: int, folder: Path) -> dict:
+    """Alternating rounds of u2video (each CPU runtime) and the peer loop, whole processes."""
+    variants = {f"u2video matte, {runtime}": [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
+                                              "--runtime", runtime, "--overwrite"]
+                for runtime in ("openvino", "onnxruntime")}
+    variants["peer loop (rembg's file, onnxruntime)"] = [sys.executable, str(Path(__file__).parent / "peer_loop.py"),
+                                                         str(clip), "OUT", "--model", str(resolve("u2netp").path)]
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, command in variants.items():
+            out = folder / "whole.mov"
+            out.unlink(missing_ok=True)
+            runs[name].append(timed_process([str(out) if part == "OUT" else part for part in command]))
+    peer = float(np.median([frames / s for s, _ in runs["peer loop (rembg's file, onnxruntime)"]]))
+    table = {}
+    print(f"\nwhole processes, {rounds} alternating rounds, {frames} frames each (frames/s from start to exit):")
+    print("| run | frames/s min / median / max | ÷ peer loop (medians) | peak memory MiB |")
+    print("|---|---|---|---|")
+    for name, done in runs.items():
+        fps = sorted(frames / s for s, _ in done)
+        table[name] = {"fps": fps, "median_fps": float(np.median(fps)), "vs_peer": float(np.median(fps)) / peer,
+                       "peak_mib": max(m for _, m in done)}
+        print(f"| {name} | {fps[0]:.2f} / {np.median(fps):.2f} / {fps[-1]:.2f} | {np.median(fps) / peer:.3f} | "
+              f"{table[name]['peak_mib']:.0f} |")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the whole-process runs")
+    parser.add_argument("--whole-process-only", action="store_true", help="only part 0")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     print(f"store {store_dir()}, {cpu_threads()} threads, torch {torch.__version__}, PyAV {av.__version__}")
@@ -104,6 +157,11 @@ def main() -> None:
     figures: dict = {"size": args.size, "frames": args.frames, "threads": cpu_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", args.frames, (height, width), 30, audio=False)
+        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, Path(tmp))
+        if args.whole_process_only:
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2))
+            return
         # model only, alternating in rounds so that both see the same machine (its speed drifts)
         rounds = [(rembg_onnxruntime(20), u2video_model(clip, 20)) for _ in range(3)]
         figures["model_only_rounds"] = [{"rembg_onnxruntime_fps": a, "u2video_fps": b} for a, b in rounds]
