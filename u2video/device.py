@@ -339,13 +339,25 @@ class OpenVinoNetwork:
                 self._compiled[shape] = self._core.compile_model(model, "CPU", self._config)
             return self._compiled[shape]
 
+    # OpenVINO's Python binding sets up its numpy access once per process, on the first infer; two
+    # threads doing that at once deadlocked (pybind11's call_once against a C++ static guard: 2
+    # hung runs in 113 of a fault run). So the first infer in the process runs alone.
+    _first_infer = threading.Lock()
+    _numpy_ready = False
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B,3,S,S] f32 on the CPU -> [B,1,S,S] f32 0..1."""
         shape = tuple(x.shape)
         requests = self._requests.__dict__.setdefault("by_shape", {})
         if shape not in requests:
             requests[shape] = self._compile(shape).create_infer_request()
-        out = requests[shape].infer({0: x.float().contiguous().numpy()})
+        data = {0: x.float().contiguous().numpy()}
+        if OpenVinoNetwork._numpy_ready:
+            out = requests[shape].infer(data)
+        else:
+            with OpenVinoNetwork._first_infer:
+                out = requests[shape].infer(data)
+                OpenVinoNetwork._numpy_ready = True
         return torch.from_numpy(out[0].copy())  # the request's buffer is reused by its next call
 
 
