@@ -33,8 +33,8 @@ class Precision(str, Enum):
 
 
 class Runtime(str, Enum):
-    """What runs the network. AUTO: on the CPU OpenVINO, else onnxruntime, whichever is installed
-    first in that order (measured fastest first, README "Speed"); PyTorch on CUDA."""
+    """What runs the network. AUTO: on the CPU onnxruntime, else OpenVINO, whichever is installed
+    first in that order (README "Speed", "OpenVINO"); PyTorch on CUDA."""
 
     AUTO = "auto"
     TORCH = "torch"
