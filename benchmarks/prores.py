@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from u2video.compose import rgba_to_yuva444p10
-from u2video.media.segments import default_workers
+from u2video.device import cpu_threads
 from u2video.media.writers import VideoSink
 from u2video.presets import load_preset
 
@@ -120,7 +120,7 @@ def main() -> int:
         label = f"{thread_type.lower()}, {'one thread' if count == 1 else 'a thread per core'}"
         print(f"| {label} | {fps:.1f} | {'yes' if packets == one else 'NO'} |")
     print()
-    workers = default_workers()
+    workers = cpu_threads()
     print(f"u2video's ProRes 4444 output (prores4444 preset), RGBA frames in, {workers} cores:")
     print("| encoders | frames/s | packets as with one encoder |")
     print("|---|---|---|")

@@ -15,7 +15,6 @@ worker too: PyAV releases the GIL in swscale and in the encoder, so the threads 
 
 from __future__ import annotations
 
-import os
 import queue
 from collections import deque
 from collections.abc import Callable
@@ -28,11 +27,6 @@ import numpy as np
 # codecs whose packets do not depend on frames outside their run (FFV1: runs of whole GOPs)
 INTRA_ONLY = {"prores_ks", "ffv1"}
 _PRORES_RUN = 4  # frames: a run's memory is a few frames, its scheduling cost is negligible
-
-
-def default_workers() -> int:
-    """Encoder threads: one per core this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def video_frame(pixels: np.ndarray, layout: str) -> av.VideoFrame:

@@ -28,7 +28,8 @@ from .audio import AudioCarrier, write_audio_files
 from .files import TempFile, folder_file, is_abandoned, partial_names, publish, publish_output
 from .images import encode_image
 from .remux import complete_until, plays, remux, trim_to_whole
-from .segments import INTRA_ONLY, SegmentEncoder, default_workers, video_frame
+from ..device import cpu_threads
+from .segments import INTRA_ONLY, SegmentEncoder, video_frame
 
 # movenc muxers: written as fragments (one per packet, flushed at once), remuxed at the end
 _FRAGMENTED = {"mov", "mp4", "ipod", "3gp"}
@@ -175,7 +176,7 @@ class VideoSink:
             self._codec, options, self._encoder_note = pick_encoder(fmt)
             stream = self._container.add_stream(self._codec, rate=rate)
             stream.time_base = time_base
-            encoders = encoders or default_workers()
+            encoders = encoders or cpu_threads()  # one encoder per core this process may use
             segmented = self._codec in INTRA_ONLY and encoders > 1
             if fmt.codec_tag:
                 stream.codec_context.codec_tag = fmt.codec_tag
@@ -396,7 +397,7 @@ class PngSequenceSink:
         self.frames = 0  # written whole, in order
         self.planar_format = None
         self.audio_lost: list[tuple[float, float]] = []
-        self._workers = encoders or default_workers()
+        self._workers = encoders or cpu_threads()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="u2video-png")
         self._pending: deque[Future[Path]] = deque()  # frames self.frames, self.frames + 1, ... in flight
 
