@@ -325,19 +325,18 @@ class OpenVinoNetwork:
         import openvino as ov
 
         self._core = ov.Core()
-        self._onnx = _export(network)
         self._config = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": threads,
                         # OpenVINO would run bf16 on CPUs that have it: slower here and not fp32's matte
                         "INFERENCE_PRECISION_HINT": "f32"}
         self._compiled: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
         self._requests = threading.local()  # per thread: shape -> infer request
-        self._core.read_model(self._onnx)  # a model OpenVINO can't read fails here, not mid-run
+        self._model = self._core.read_model(_export(network))  # one OpenVINO can't read fails here, not mid-run
 
     def _compile(self, shape: tuple[int, ...]) -> object:
         with self._lock:
             if shape not in self._compiled:
-                model = self._core.read_model(self._onnx)
+                model = self._model.clone()  # reshaped for this shape; the parsed model stays as it is
                 model.reshape(list(shape))
                 self._compiled[shape] = self._core.compile_model(model, "CPU", self._config)
             return self._compiled[shape]
