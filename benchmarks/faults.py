@@ -36,7 +36,7 @@ Run (the weights must be in $U2NET_HOME; U2VIDEO_OFFLINE=1 is set for the childr
 
     U2NET_HOME=/path/to/models python benchmarks/faults.py --quick          # a smoke test
     U2NET_HOME=/path/to/models python benchmarks/faults.py --json faults.json [--seed 1]
-        [--mutations 200] [--keep DIR] [--groups 1,2,3,4,5] [--workers 2]
+        [--mutations 200] [--keep DIR] [--groups 1,2,3,4,5] [--workers 2] [--only REGEX]
 
 It prints a markdown table (one row per group), the cases that went wrong, and per output format
 and signal what a stopped run left. Exit status 0 only if no case had a traceback, hang, crash,
@@ -1002,6 +1002,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="make the work folder here and keep it")
     parser.add_argument("--groups", default="1,2,3,4,5", help="which groups to run, e.g. 2,3")
     parser.add_argument("--workers", type=int, default=2, help="cases run at once")
+    parser.add_argument("--only", help="run only the cases whose name matches this regular expression; every "
+                        "case is still built, so each one's mutation or signal frame is the full run's")
     args = parser.parse_args()
     groups = {int(g) for g in args.groups.split(",")}
 
@@ -1021,7 +1023,7 @@ def main() -> int:
                 builder.group5(min(args.mutations, 8) if args.quick else args.mutations)
             else:
                 getattr(builder, f"group{group}")()
-        cases = builder.cases
+        cases = [c for c in builder.cases if not args.only or re.search(args.only, c.name)]
         # The two-writer cases run two processes: alone, so that no more than `workers` run at once.
         pooled = [c for c in cases if not c.partner]
         alone = [c for c in cases if c.partner]

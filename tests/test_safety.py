@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from u2video.errors import OutputTaken
+from u2video.media.audio_scan import damaged_audio_streams
 from u2video.media.demo import write_clip
 from u2video.media.files import TEMP_NAME, check_published
 from u2video.media.images import write_image
@@ -63,11 +64,13 @@ def ffmpeg_errors() -> Iterator[list[str]]:
     decoders."""
     errors: list[str] = []
     av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # the same error from two packets is two errors
     try:
         with av.logging.Capture(local=False) as logs:
             yield errors
     finally:
         av.logging.set_level(None)
+        av.logging.set_skip_repeated(True)
     errors += [message for level, _, message in logs if level <= av.logging.ERROR]
 
 
@@ -598,3 +601,70 @@ def test_damaged_audio_is_left_out_and_said(u2netp_store, tmp_path):
         whole = sum(f.samples for f in container.decode(audio=0))
     assert 0.7 * whole < samples < whole  # a few packets short
     assert len(plays(out)) == 30
+    assert "audio aac re-encoded (the input's is damaged)" in result.stderr
+
+
+def test_audio_damage_that_only_logs_is_re_encoded_not_copied(u2netp_store, tmp_path):
+    """Some damage decodes to good audio and raises nothing, even from a decoder told to raise
+    every error it can ("explode"): FFmpeg's AAC decoder only logs it. Copied, the packet would
+    carry that error into the output, where a player logs it again: the stream is re-encoded
+    instead, nothing is left out, and the output decodes without an error. An undamaged stream
+    is still copied."""
+    clip = write_clip(tmp_path / "clip.mkv", 30, (120, 160), 25, audio=True)
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as container:
+        stream = container.streams.audio[0]
+        audio = [(p.pos, bytes(p)) for p in container.demux(stream) if p.size]
+        found = _log_only_damage(stream, [payload for _, payload in audio[10:20]])
+        index, tb = stream.index, stream.time_base
+    with av.open(str(clip)) as container:
+        starts = [float(p.pts * tb) for p in container.demux(audio=0) if p.size]
+    assert found, "no one-bit damage of these packets is only logged: the test needs another way in"
+    k, at, bit = found
+    pos, payload = audio[10 + k]
+    at += data.index(payload, pos)  # a packet's pos is its block's, a few header bytes before
+    data[at] ^= bit
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    with ffmpeg_errors() as errors, av.open(str(bad)) as container:
+        whole = sum(f.samples for p in container.demux(audio=0) for f in p.decode())  # raises nothing
+    assert errors  # logged, not raised: the damage this test is about
+
+    good = run("replace", clip, "-o", tmp_path / "good.mp4", "-b", "red", *FAST)
+    assert good.exit_code == 0 and "audio aac copied" in good.stderr, good.output
+    out = tmp_path / "out.mp4"
+    result = run("replace", bad, "-o", out, "-b", "red", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "audio aac re-encoded (the input's is damaged)" in result.stderr
+    with ffmpeg_errors() as errors, av.open(str(out)) as container:
+        samples = sum(f.samples for p in container.demux(audio=0) for f in p.decode())
+    assert not errors, errors
+    assert abs(samples - whole) <= 2048  # all of it (the encoder's priming and padding aside)
+    # the scan looks only at the part of the clip a trimmed run takes
+    t = starts[10 + k]
+    assert damaged_audio_streams(bad, [index]) == {index}
+    assert damaged_audio_streams(bad, [index], start=starts[10 + k + 2]) == set()
+    assert damaged_audio_streams(bad, [index], end=t) == set()
+    assert damaged_audio_streams(bad, [index], start=t - 0.01, end=t + 0.01) == {index}
+    # a scan that can't tell says damaged: a re-encode, never a bad copy
+    assert damaged_audio_streams(tmp_path / "gone.mkv", [index]) == {index}
+
+
+def _log_only_damage(stream, packets: list[bytes]) -> tuple[int, int, int] | None:
+    """(packet, byte, bit mask) of the first one-bit change that a strict decoder of ``stream``
+    decodes without raising while logging an error."""
+    from u2video.media.audio_scan import checker
+
+    for k, payload in enumerate(packets):
+        for at in range(len(payload)):
+            for bit in (1, 2, 4, 8, 16, 32, 64, 128):
+                damaged = bytearray(payload)
+                damaged[at] ^= bit
+                with ffmpeg_errors() as errors:
+                    try:
+                        checker(stream).decode(av.Packet(bytes(damaged)))
+                    except av.FFmpegError:
+                        continue
+                if errors:
+                    return k, at, bit
+    return None

@@ -1,5 +1,6 @@
 """Carry every audio stream of the input into the output: remuxed where the container takes the
-codec, transcoded where it doesn't (Opus in WebM, AAC in MP4/MOV, PCM beside a PNG sequence).
+codec, transcoded where it doesn't (Opus in WebM, AAC in MP4/MOV, PCM beside a PNG sequence), and
+re-encoded where the input's stream is damaged.
 
 The input is opened a second time for its audio, so packets can be muxed alongside the video
 as it is written (the muxer interleaves them) without holding the whole track in memory.
@@ -12,11 +13,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import av.logging
 
 from ..config import VideoFormat
 from ..errors import MediaError
 from .files import folder_file
+from .audio_scan import STRICT, damaged_audio_streams
 from .source import packets_past_errors
 
 # Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
@@ -39,8 +40,9 @@ class AudioCarrier:
 
     ``streams``: which of the source's audio streams (indexes among its audio streams; None: all).
     Call ``write_until(t)`` as video up to ``t`` seconds is written, then ``finish()``. Damaged
-    audio is not carried: a packet that does not decode (copied packets are decoded to check)
-    or that the muxer refuses is left out, and ``lost`` says where (input seconds).
+    audio is not carried: a stream that would be copied is scanned first and re-encoded if any
+    of it is damaged (see ``audio_scan``); a packet that does not decode or that the muxer
+    refuses is left out, and ``lost`` says where (input seconds).
     """
 
     def __init__(self, source: Path, output: av.container.OutputContainer, fmt: VideoFormat,
@@ -51,19 +53,27 @@ class AudioCarrier:
         self._input = av.open(str(source), metadata_errors="replace")
         chosen = [s for i, s in enumerate(self._input.streams.audio) if streams is None or i in streams]
         self._plans: dict[int, tuple[av.audio.stream.AudioStream, bool]] = {}  # input index -> (out stream, copy?)
-        self._checks: dict[int, av.CodecContext] = {}  # copied streams: decoders that see what is copied
         accepts = _ACCEPTS.get(fmt.container, set())
         try:
+            copyable = [s for s in chosen if fmt.audio_codec == "copy"
+                        and (accepts is None or s.codec_context.codec.canonical_name in accepts)]
+            # a damaged stream is re-encoded, not copied: its damaged packets are left out, and
+            # those with damage that decodes and is only logged don't reach the output as they are
+            damaged = damaged_audio_streams(source, [s.index for s in copyable], self.start, end)
             for stream in chosen:
-                name = stream.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
-                copy = fmt.audio_codec == "copy" and (accepts is None or name in accepts)
+                copy = stream in copyable and stream.index not in damaged
                 if copy:
                     out = output.add_stream_from_template(stream)
-                    self._checks[stream.index] = _checker(stream)
                 else:
-                    codec = _TRANSCODE_TO[fmt.container] if fmt.audio_codec == "copy" else fmt.audio_codec
+                    codec = fmt.audio_codec
+                    if codec == "copy":
+                        name = stream.codec_context.codec.canonical_name  # "mp3", not the decoder's "mp3float"
+                        codec = name if stream in copyable and _can_encode(name) else _TRANSCODE_TO[fmt.container]
+                    # damaged packets raise, so they are left out instead of decoding to noise
+                    stream.codec_context.options = dict(STRICT)
                     out = self._transcoder(output, stream, codec, fmt.audio_bitrate)
                 self._plans[stream.index] = (out, copy)
+            self._reencoded = damaged  # copyable, but re-encoded because damaged
         except (av.FFmpegError, ValueError, KeyError) as e:
             self._input.close()
             raise MediaError(f"cannot put {source.name}'s audio into {fmt.container} ({e}): "
@@ -79,8 +89,9 @@ class AudioCarrier:
 
     def describe(self) -> str:
         """e.g. "aac copied, opus transcoded"; empty without audio."""
-        return ", ".join(f"{out.codec_context.codec.canonical_name} {'copied' if copy else 'transcoded'}"
-                         for out, copy in self._plans.values())
+        return ", ".join(f"{out.codec_context.codec.canonical_name} "
+                         + ("copied" if copy else "re-encoded (the input's is damaged)" if i in self._reencoded
+                            else "transcoded") for i, (out, copy) in self._plans.items())
 
     @staticmethod
     def _transcoder(output: av.container.OutputContainer, stream: av.audio.stream.AudioStream,
@@ -119,9 +130,6 @@ class AudioCarrier:
         duration = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
         if copy:
             if packet.size == 0 or packet.dts is None or not in_range:
-                return
-            if not _decodes_cleanly(self._checks[packet.stream.index], packet):  # would it play where it goes?
-                self._lose(t, duration)
                 return
             shift = round(Fraction(self.start) / packet.time_base)
             packet.pts -= shift
@@ -175,30 +183,10 @@ class AudioCarrier:
         self._input.close()
 
 
-def _checker(stream: av.audio.stream.AudioStream) -> av.CodecContext:
-    """A decoder for ``stream``'s copied packets that sees exactly what the output will hold, so
-    its state, and the damage it notices, are a player's."""
-    source = stream.codec_context
-    checker = av.CodecContext.create(source.name, "r")
-    checker.extradata = source.extradata
-    checker.sample_rate = source.sample_rate
-    checker.layout = source.layout
-    checker.format = source.format
-    # errors the decoder would conceal and only log are returned instead ("explode"), so a damaged
-    # packet raises: no FFmpeg logging has to be switched on to see them (see _decodes_cleanly)
-    checker.options = {"err_detect": "crccheck+bitstream+buffer+explode"}
-    return checker
-
-
-def _decodes_cleanly(checker: av.CodecContext, packet: av.Packet) -> bool:
-    """Whether ``packet`` decodes without an error. The checker returns the errors decoders
-    usually conceal and just log (a player then logs the same error), so no FFmpeg logging is
-    needed: switching it on, even for one decode, let other threads' codecs call into Python
-    meanwhile, which deadlocks a threaded decoder that is freed (PyAV #751) and races PyAV's
-    level check (a TypeError printed from the log callback)."""
+def _can_encode(codec: str) -> bool:
     try:
-        checker.decode(packet)
-    except av.FFmpegError:
+        av.Codec(codec, "w")
+    except (av.FFmpegError, ValueError):
         return False
     return True
 
