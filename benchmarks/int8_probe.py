@@ -12,7 +12,7 @@ about 15 minutes on 2 cores.
 import time, sys, glob, numpy as np, torch, av, cv2, openvino as ov, nncf
 from threading import local
 from concurrent.futures import ThreadPoolExecutor
-from u2video.device import _export
+from u2video.device import export_onnx
 from u2video.model.weights import load_network
 MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 def prep(rgb):
@@ -32,7 +32,7 @@ valid = [prep(f) for f in valid_imgs] + [prep(f) for c in clips for f in clip_fr
 print(len(calib), "calibration,", len(valid), "validation inputs")
 net, _ = load_network("u2netp")
 core = ov.Core()
-model = core.read_model(_export(net)); model.reshape([1, 3, 320, 320])
+model = core.read_model(export_onnx(net)); model.reshape([1, 3, 320, 320])
 cfg = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2, "INFERENCE_NUM_THREADS": 2, "INFERENCE_PRECISION_HINT": "f32"}
 fp32 = core.compile_model(model, "CPU", cfg)
 def outputs(compiled, inputs):

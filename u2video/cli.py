@@ -96,7 +96,8 @@ app.command("presets")(_user_errors(presets.presets))
 app.command("webcam")(_user_errors(webcam.webcam))
 app.command("bench")(_user_errors(bench.bench))
 
-models_app = typer.Typer(help="List, pull and verify model weights ($U2NET_HOME or ~/.u2net, shared with rembg).",
+models_app = typer.Typer(help="List, pull, verify and quantize model weights ($U2NET_HOME or ~/.u2net, shared with "
+                              "rembg).",
                          invoke_without_command=True, no_args_is_help=False)
 
 
@@ -109,6 +110,7 @@ def _models_root(ctx: typer.Context) -> None:
 models_app.command("list")(_user_errors(models.list_models))
 models_app.command("pull")(_user_errors(models.pull))
 models_app.command("verify")(_user_errors(models.verify))
+models_app.command("quantize")(_user_errors(models.quantize))
 app.add_typer(models_app, name="models")
 
 

@@ -24,12 +24,14 @@ class DeviceKind(str, Enum):
 
 class Precision(str, Enum):
     """The network's number format. AUTO: fp16 on CUDA (twice the speed of fp32 there, within
-    2/255 of its mattes), fp32 on the CPU (where half formats are slower)."""
+    2/255 of its mattes), fp32 on the CPU (where half formats are slower). INT8: on the CPU, by
+    OpenVINO, the INT8 network ``u2video models quantize`` made and put in the store."""
 
     AUTO = "auto"
     FP32 = "fp32"
     FP16 = "fp16"
     BF16 = "bf16"
+    INT8 = "int8"
 
 
 class Runtime(str, Enum):

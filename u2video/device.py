@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -41,7 +42,12 @@ def pick_device(kind: DeviceKind) -> torch.device:
 
 
 def pick_dtype(precision: Precision, device: torch.device) -> torch.dtype:
-    """The network's dtype: AUTO is fp16 on CUDA, fp32 elsewhere."""
+    """The dtype of the network's input and output: AUTO is fp16 on CUDA, fp32 elsewhere. INT8
+    (CPU only) takes and gives fp32: its quantisation is inside the OpenVINO network."""
+    if precision is Precision.INT8:
+        if device.type != "cpu":
+            raise DeviceError("--precision int8 runs on the CPU only: use --device cpu, or --precision fp16 on CUDA")
+        return torch.float32
     if precision is Precision.AUTO:
         return torch.float16 if device.type == "cuda" else torch.float32
     return {Precision.FP32: torch.float32, Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}[precision]
@@ -180,9 +186,15 @@ _CPU_RUNTIMES = (Runtime.ONNXRUNTIME, Runtime.OPENVINO)
 _PACKAGES = {Runtime.OPENVINO: "openvino", Runtime.ONNXRUNTIME: "onnxruntime"}
 
 
-def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype) -> Runtime:
+def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype, int8: bool = False) -> Runtime:
     """AUTO -> for fp32 on the CPU the first of onnxruntime and OpenVINO that is installed, else
-    PyTorch. An explicit CPU runtime that can't run here raises DeviceError."""
+    PyTorch; for ``int8`` OpenVINO. An explicit runtime that can't run here raises DeviceError."""
+    if int8:
+        if runtime not in (Runtime.AUTO, Runtime.OPENVINO):
+            raise DeviceError(f"--precision int8 runs on OpenVINO only, not {runtime.value}: leave --runtime out")
+        if not installed(Runtime.OPENVINO):
+            raise DeviceError("--precision int8 needs the openvino package: pip install openvino")
+        return Runtime.OPENVINO
     if runtime in _CPU_RUNTIMES:
         name = runtime.value
         if device.type != "cpu":
@@ -213,12 +225,20 @@ class NetworkRunner:
 
 
 def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype, runtime: Runtime,
-                    workers: int = 0, cuda_graphs: bool = False) -> NetworkRunner:
+                    workers: int = 0, cuda_graphs: bool = False, int8: Path | None = None) -> NetworkRunner:
     """``network`` (eval, BatchNorm folded, on the CPU) ready to run on ``device``. ``workers``:
     calls in flight at once (0: ``pick_workers``); each onnxruntime call gets its share of the
     cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it.
-    ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``)."""
-    chosen = pick_runtime(runtime, device, dtype)
+    ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``).
+    ``int8``: an OpenVINO IR (.xml) of ``network`` quantised to INT8, run instead of it."""
+    chosen = pick_runtime(runtime, device, dtype, int8=int8 is not None)
+    if int8 is not None:
+        count = workers or pick_workers(chosen, device)
+        try:
+            return NetworkRunner(chosen, count, OpenVinoNetwork(int8, streams=count, threads=cpu_threads()))
+        except Exception as e:  # a file this OpenVINO can't read or compile
+            raise DeviceError(f"could not prepare the INT8 network {int8.name} for OpenVINO ({type(e).__name__}: "
+                              f"{_one_line(e)}): make it again with `u2video models quantize`") from None
     # AUTO tries each CPU runtime that is installed, fastest first, then PyTorch
     tries = [r for r in _CPU_RUNTIMES if installed(r)] if chosen in _CPU_RUNTIMES and runtime is Runtime.AUTO else [chosen]
     for candidate in tries:
@@ -231,10 +251,8 @@ def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype
             return NetworkRunner(candidate, count, OnnxRuntimeNetwork(network, threads=max(1, cpu_threads() // count)))
         except Exception as e:  # an exporter that changed, a model the runtime can't compile
             if runtime is not Runtime.AUTO:
-                why = " ".join(str(e).split())  # one line: OpenVINO's reports run over several
-                why = why if len(why) <= 400 else why[:400] + "…"
-                raise DeviceError(f"could not prepare the network for {candidate.value} ({type(e).__name__}: {why}): "
-                                  "use --runtime torch") from None
+                raise DeviceError(f"could not prepare the network for {candidate.value} ({type(e).__name__}: "
+                                  f"{_one_line(e)}): use --runtime torch") from None
     module = network.to(device, dtype, memory_format=torch.channels_last)
     if cuda_graphs and device.type == "cuda":
         return NetworkRunner(Runtime.TORCH, 1, CudaGraphNetwork(module, dtype))
@@ -243,6 +261,11 @@ def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype
         return module(x.to(dtype).contiguous(memory_format=torch.channels_last)).float()
 
     return NetworkRunner(Runtime.TORCH, workers or 1, run)
+
+
+def _one_line(e: Exception) -> str:
+    why = " ".join(str(e).split())  # OpenVINO's reports run over several lines
+    return why if len(why) <= 400 else why[:400] + "…"
 
 
 class CudaGraphNetwork:
@@ -301,7 +324,7 @@ class OnnxRuntimeNetwork:
     def __init__(self, network: nn.Module, threads: int):
         import onnxruntime as ort
 
-        model = _export(network)
+        model = export_onnx(network)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -317,11 +340,12 @@ class OnnxRuntimeNetwork:
 
 
 class OpenVinoNetwork:
-    """The network exported to ONNX and compiled by OpenVINO for the CPU, once per input shape
-    (static shapes run faster than a dynamic model), fp32, ``streams`` calls at once (each
-    thread gets its own infer request) on ``threads`` threads in all."""
+    """The network exported to ONNX (or an IR file, e.g. the INT8 one) and compiled by OpenVINO
+    for the CPU, once per input shape (static shapes run faster than a dynamic model), fp32
+    where it is not quantised, ``streams`` calls at once (each thread gets its own infer
+    request) on ``threads`` threads in all."""
 
-    def __init__(self, network: nn.Module, streams: int, threads: int):
+    def __init__(self, network: nn.Module | Path, streams: int, threads: int):
         import openvino as ov
 
         self._core = ov.Core()
@@ -331,7 +355,8 @@ class OpenVinoNetwork:
         self._compiled: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
         self._requests = threading.local()  # per thread: shape -> infer request
-        self._model = self._core.read_model(_export(network))  # one OpenVINO can't read fails here, not mid-run
+        # one OpenVINO can't read fails here, not mid-run
+        self._model = self._core.read_model(str(network) if isinstance(network, Path) else export_onnx(network))
 
     def _compile(self, shape: tuple[int, ...]) -> object:
         with self._lock:
@@ -363,7 +388,9 @@ class OpenVinoNetwork:
         return torch.from_numpy(out[0].copy())  # the request's buffer is reused by its next call
 
 
-def _export(network: nn.Module) -> bytes:
+def export_onnx(network: nn.Module) -> bytes:
+    """``network`` as an ONNX model (input "image" [B,3,H,W] f32, batch and size dynamic; output
+    "saliency" [B,1,H,W] f32), exported once per process."""
     digest = hashlib.sha1()
     for tensor in network.state_dict().values():
         digest.update(tensor.detach().cpu().numpy().tobytes())

@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .compose import alpha_to_uint8
-from .config import DeviceConfig, ModelConfig, Normalization, Runtime
+from .config import DeviceConfig, ModelConfig, Normalization, Precision, Runtime
 from .device import BatchChoice, pick_batch, pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
+from .model.quantize import Int8Model, load_int8
 from .model.weights import ResolvedWeights, load_network
 from .progress import Reporter
 
@@ -43,11 +44,12 @@ class Segmenter:
     # cores); 0: the device's choice
     workers: int = 0
     cuda_graphs: bool = False  # on CUDA, replay the network from CUDA graphs
+    int8: Int8Model | None = None  # run this INT8 network of ``network`` instead (CPU, OpenVINO)
 
     def __post_init__(self) -> None:
         self.network = self.network.eval().requires_grad_(False)
         self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers,
-                                    self.cuda_graphs)
+                                    self.cuda_graphs, self.int8.xml if self.int8 else None)
         self.runtime, self.workers = self._run.runtime, self._run.workers
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -62,15 +64,17 @@ class Segmenter:
             raise ValueError("resolve AUTO normalisation with ModelConfig.resolved() first")
         torch_device = pick_device(device.kind)  # fail on a missing GPU before any download
         dtype = pick_dtype(device.precision, torch_device)
-        pick_runtime(device.runtime, torch_device, dtype)  # and on a runtime that can't run
+        int8 = device.precision is Precision.INT8
+        pick_runtime(device.runtime, torch_device, dtype, int8)  # and on a runtime that can't run
+        quantized = load_int8(model.name) if int8 else None  # before the weights: a missing one says what to run
         network, weights = load_network(model.name, reporter)
         return cls(network, torch_device, dtype, model.input_size,
-                   model.normalization, weights, device.runtime, workers, device.cuda_graphs)
+                   model.normalization, weights, device.runtime, workers, device.cuda_graphs, quantized)
 
     def describe(self) -> str:
         name = self.weights.spec.name if self.weights and self.weights.spec else (
             self.weights.path.name if self.weights else type(self.network).__name__)
-        precision = precision_name(self.dtype)
+        precision = "int8" if self.int8 else precision_name(self.dtype)
         graphs = ", CUDA graphs" if self.cuda_graphs and self.device.type == "cuda" else ""
         return (f"model {name} at {self.input_size}x{self.input_size} ({self.normalization.value} "
                 f"normalisation) on {self.device.type} ({precision}, {self.runtime.value}{graphs}"
@@ -89,8 +93,9 @@ class Segmenter:
         return pick_batch(self._run, self.device, self.input_size, width * height)
 
     @torch.inference_mode()
-    def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames: [B,H,W,3] uint8 RGB (any device) -> saliency [B,1,S,S] f32 0..1 on self.device."""
+    def network_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: [B,H,W,3] uint8 RGB (any device) -> the network's input [B,3,S,S] f32 on
+        self.device: resized and normalised (also what INT8 calibration feeds the network)."""
         x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()  # [B,3,H,W] 0..255
         # Plain bilinear without anti-aliasing, as the authors' script (skimage resize, order 1):
         # their published masks are reproduced 10-40x closer than with an anti-aliased resize.
@@ -99,7 +104,12 @@ class Segmenter:
             x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         else:
             x = x / 255.0
-        pred = self._run((x - self._mean) / self._std)  # [B,1,S,S] f32
+        return (x - self._mean) / self._std
+
+    @torch.inference_mode()
+    def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: [B,H,W,3] uint8 RGB (any device) -> saliency [B,1,S,S] f32 0..1 on self.device."""
+        pred = self._run(self.network_input(frames))  # [B,1,S,S] f32
         if self.normalization is Normalization.REFERENCE:
             lo = pred.amin(dim=(1, 2, 3), keepdim=True)
             hi = pred.amax(dim=(1, 2, 3), keepdim=True)

@@ -21,7 +21,8 @@ DeviceOpt = Annotated[Optional[DeviceKind], typer.Option(
     "--device", help="Where the network runs.  [default: auto]", show_default=False)]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
     "--precision", show_default=False,
-    help="The network's number format: auto is fp16 on CUDA and fp32 on the CPU.  [default: auto]")]
+    help="The network's number format: auto is fp16 on CUDA and fp32 on the CPU; int8 (CPU, OpenVINO) runs "
+    "the network `u2video models quantize` made.  [default: auto]")]
 Fp16Opt = Annotated[Optional[bool], typer.Option(
     "--fp16/--fp32", help="Same as --precision fp16 / --precision fp32.", show_default=False)]
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
