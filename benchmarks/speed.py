@@ -4,7 +4,7 @@ On a generated clip (the demo clip: a ball rolling across a table, H.264, defaul
 30 fps, 60 frames) it measures, with u2netp at 320² and the threads this process may use:
 
 0. whole processes, in ``--rounds`` alternating rounds: ``u2video matte clip -o out.mov`` with
-   each CPU runtime, and ``benchmarks/peer_loop.py`` (the per-frame loop around rembg's file
+   each CPU runtime (and ``--precision int8`` where the store has the INT8 network), and ``benchmarks/peer_loop.py`` (the per-frame loop around rembg's file
    that people write, no u2video code), each timed from start to exit with its peak memory;
    frames/s min/median/max and each one's median over the peer loop's;
 
@@ -41,6 +41,8 @@ from u2video.compose import to_rgba
 from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization, Runtime
 from u2video.device import cpu_threads
 from u2video.media.demo import write_clip
+from u2video.errors import ModelError
+from u2video.model.quantize import load_int8
 from u2video.model.weights import resolve, store_dir
 from u2video.presets import load_preset
 from u2video.segmenter import Segmenter
@@ -121,6 +123,12 @@ def whole_process(clip: Path, frames: int, rounds: int, folder: Path) -> dict:
     variants = {f"u2video matte, {runtime}": [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
                                               "--runtime", runtime, "--overwrite"]
                 for runtime in ("openvino", "onnxruntime")}
+    try:
+        load_int8("u2netp")  # made by `u2video models quantize u2netp` in this store
+        variants["u2video matte, openvino int8"] = [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
+                                                    "--precision", "int8", "--overwrite"]
+    except ModelError as e:
+        print(f"(no INT8 row: {e})")
     variants["peer loop (rembg's file, onnxruntime)"] = [sys.executable, str(Path(__file__).parent / "peer_loop.py"),
                                                          str(clip), "OUT", "--model", str(resolve("u2netp").path)]
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}

@@ -32,7 +32,7 @@ from u2video.alpha import MatteStage
 from u2video.api import LIVE_CPU_INPUT_SIZE, LIVE_MATTE
 from u2video.backgrounds import parse_background
 from u2video.compose import Compositor
-from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
+from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, Precision
 from u2video.live import LiveStats, run_live
 from u2video.media.demo import write_clip
 from u2video.media.live import LiveSource
@@ -54,9 +54,12 @@ class Discard:
         pass
 
 
-def segmenter(size: int) -> Segmenter:
-    return Segmenter.from_config(ModelConfig("u2netp", size, Normalization.FIXED), DeviceConfig(DeviceKind.CPU),
-                                 workers=1)
+PRECISION = Precision.AUTO  # --precision: int8 runs the store's INT8 network (`u2video models quantize`)
+
+
+def segmenter(size: int, precision: Precision | None = None) -> Segmenter:
+    return Segmenter.from_config(ModelConfig("u2netp", size, Normalization.FIXED),
+                                 DeviceConfig(DeviceKind.CPU, precision=precision or PRECISION), workers=1)
 
 
 def play_live(clip: Path, seg: Segmenter, config: MatteConfig, duration: float | None = None) -> LiveStats:
@@ -111,28 +114,39 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--picture", type=Path)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--precision", choices=["auto", "int8"], default="auto",
+                        help="int8: the store's INT8 network (the quality reference stays fp32 at 320)")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="which matte settings, e.g. 'smooth 3'")
+    parser.add_argument("--no-quality", action="store_true", help="speed only")
     args = parser.parse_args()
+    global PRECISION
+    PRECISION = Precision(args.precision)
+    settings = {name: SETTINGS[name] for name in args.settings.split(",")}
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict = {"speed": {}, "quality": {}}
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", 30 * args.seconds, (480, 640), 30, audio=False)
-        print(f"speed: 640x480 at 30 fps, {args.seconds} s, played in real time, blurred background")
+        print(f"speed: 640x480 at 30 fps, {args.seconds} s, played in real time, blurred background, "
+              f"precision {PRECISION.value}")
         print(f"{'size':>5} {'matte':<18} {'fps':>6} {'dropped':>8} {'p50 ms':>7} {'p95 ms':>7}")
         for size in sizes:
-            for name, config in SETTINGS.items():
+            for name, config in settings.items():
                 r = live_speed(clip, size, config)
                 results["speed"][f"{size} {name}"] = r
                 print(f"{size:>5} {name:<18} {r['processed_fps']:>6.1f} {100 * r['drop_rate']:>7.0f}% "
                       f"{r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f}", flush=True)
 
-        print("\nquality on ../shared/media webcam clips: flicker index, mean |α − α(320 per frame)| (×1e3)")
-        clips = {name: decode(str(SHARED / "media" / name)) for name in WEBCAM}
-        reference = {name: live_mattes(frames, predictions(frames, segmenter(320)), SETTINGS["per-frame"])
+        if args.no_quality:
+            clips = {}
+        else:
+            print("\nquality on ../shared/media webcam clips: flicker index, mean |α − α(320 per frame)| (×1e3)")
+            clips = {name: decode(str(SHARED / "media" / name)) for name in WEBCAM}
+        reference = {name: live_mattes(frames, predictions(frames, segmenter(320, Precision.FP32)), SETTINGS["per-frame"])
                      for name, frames in clips.items()}
-        for size in sizes:
+        for size in sizes if clips else []:
             seg = segmenter(size)
             preds = {name: predictions(frames, seg) for name, frames in clips.items()}
-            for name, config in SETTINGS.items():
+            for name, config in settings.items():
                 flicker, distance = [], []
                 for clip_name, frames in clips.items():
                     alpha = live_mattes(frames, preds[clip_name], config)

@@ -64,7 +64,8 @@ def test_quantize_stores_the_network_with_its_checksums_and_how_it_was_made(made
     provenance = json.loads(meta.read_text())
     assert provenance["files"] == {xml.name: file_md5(xml), bin_.name: file_md5(bin_)}
     assert provenance["source"] == {"file": "u2netp.onnx", "md5": MODELS["u2netp"].md5}
-    assert provenance["calibration"]["media"] == [{"file": "calibrate.mp4", "md5": file_md5(clip), "frames": 12}]
+    assert provenance["calibration"]["media"] == [{"file": "calibrate.mp4", "md5": file_md5(clip), "frames": 12,
+                                                   "indices": list(range(0, 24, 2))}]
     assert provenance["calibration"]["frames"] == 8 and provenance["calibration"]["validation_frames"] == 4
     assert provenance["input_size"] == 128 and "accuracy control" not in provenance["method"]
     assert set(provenance["validation"]) == {"mean_abs_diff", "max_abs_diff", "iou_mean", "iou_min"}
@@ -146,3 +147,12 @@ def test_quantize_refuses_what_it_cannot_use(u2netp_store, tmp_path):
         quantize_module.quantize("u2netq", [tmp_path / "gone.mp4"])
     with pytest.raises(ModelError, match="int8 takes a model of the store"):
         quantize_module.load_int8(str(tmp_path / "mine.onnx"))
+
+
+def test_live_default_input_is_larger_with_int8():
+    from u2video.api import live_model
+    from u2video.config import DeviceKind
+
+    model = ModelConfig()
+    assert live_model(model, DeviceConfig(DeviceKind.CPU, precision=Precision.INT8)).input_size == 192
+    assert live_model(model, DeviceConfig(DeviceKind.CPU)).input_size == 128

@@ -22,7 +22,7 @@ import torch
 
 from .backgrounds import parse_background
 from .compose import Compositor, to_matte, to_rgba
-from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig
+from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision
 from .errors import ConfigError, FramesLost, MediaError
 from .interrupts import uninterrupted
 from .media.audio import describe_audio_loss
@@ -272,16 +272,19 @@ def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, de
 
 
 LIVE_CPU_INPUT_SIZE = 128  # the network's size for live use on the CPU (README, "Live")
+LIVE_CPU_INT8_INPUT_SIZE = 192  # the same with --precision int8: 16 frames/s at 640x480 here (README, "INT8")
 LIVE_MATTE = MatteConfig(smooth=3, refine=True)  # past-only smoothing over 3 frames (README, "Live")
 
 
 def live_model(model: ModelConfig, device: DeviceConfig) -> ModelConfig:
     """``model`` at the input size live use gets by default: the trained 320 on CUDA, a smaller
-    one on the CPU, where 320 runs at ~3 frames/s on 2 cores."""
+    one on the CPU, where 320 runs at ~3 frames/s on 2 cores (INT8: ~7)."""
     from .device import pick_device
 
-    on_cpu = pick_device(device.kind).type == "cpu"
-    return dataclasses.replace(model, input_size=LIVE_CPU_INPUT_SIZE if on_cpu else 320)
+    if pick_device(device.kind).type != "cpu":
+        return dataclasses.replace(model, input_size=320)
+    int8 = device.precision is Precision.INT8
+    return dataclasses.replace(model, input_size=LIVE_CPU_INT8_INPUT_SIZE if int8 else LIVE_CPU_INPUT_SIZE)
 
 
 def webcam(source: str | None = None, *, background: str | None = None, keep_alpha: bool = False,

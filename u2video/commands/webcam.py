@@ -36,7 +36,7 @@ def webcam(
     input_size: Annotated[Optional[int], typer.Option(
         "--input-size", min=32, max=2048, show_default=False,
         help="Square size the network sees (multiple of 32): smaller is faster and coarser.  "
-        "[default: 320 on CUDA, 128 on the CPU]")] = None,
+        "[default: 320 on CUDA; on the CPU 128, 192 with --precision int8]")] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,

@@ -157,7 +157,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
 
 def _sample(media: list[Path], count: int) -> tuple[list[np.ndarray], list[dict]]:
     """About ``count`` frames ([H,W,3] uint8 RGB) spread evenly over ``media``, and per file its
-    name, md5 and how many frames it gave."""
+    name, md5, how many frames it gave and (videos) which, counted from 0."""
     from ..media.images import is_image, read_image
     from ..media.source import VideoSource
 
@@ -173,9 +173,15 @@ def _sample(media: list[Path], count: int) -> tuple[list[np.ndarray], list[dict]
         with VideoSource(path) as source:
             total = source.info.frames or share
             step = max(1, total // share)
-            taken = [f.rgb for f in source.frames() if f.index % step == 0][:share]
-        frames += taken
-        sources.append({"file": path.name, "md5": file_md5(path), "frames": len(taken)})
+            taken = []
+            for frame in source.frames():
+                if frame.index % step == 0:
+                    taken.append(frame)
+                    if len(taken) == share:
+                        break
+        frames += [f.rgb for f in taken]
+        sources.append({"file": path.name, "md5": file_md5(path), "frames": len(taken),
+                        "indices": [f.index for f in taken]})
     if len(frames) < 3:
         raise ModelError(f"only {len(frames)} frame(s) to calibrate on: give longer clips or more images")
     return frames, sources
