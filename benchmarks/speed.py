@@ -118,7 +118,7 @@ def timed_process(command: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def whole_process(clip: Path, frames: int, rounds: int, folder: Path) -> dict:
+def whole_process(clip: Path, frames: int, rounds: int, folder: Path, only: str | None = None) -> dict:
     """Alternating rounds of u2video (each CPU runtime) and the peer loop, whole processes."""
     variants = {f"u2video matte, {runtime}": [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
                                               "--runtime", runtime, "--overwrite"]
@@ -131,6 +131,8 @@ def whole_process(clip: Path, frames: int, rounds: int, folder: Path) -> dict:
         print(f"(no INT8 row: {e})")
     variants["peer loop (rembg's file, onnxruntime)"] = [sys.executable, str(Path(__file__).parent / "peer_loop.py"),
                                                          str(clip), "OUT", "--model", str(resolve("u2netp").path)]
+    peer_name = "peer loop (rembg's file, onnxruntime)"
+    variants = {name: command for name, command in variants.items() if not only or only in name or name == peer_name}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, command in variants.items():
@@ -158,6 +160,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the whole-process runs")
     parser.add_argument("--whole-process-only", action="store_true", help="only part 0")
+    parser.add_argument("--only", help="part 0: only the u2video runs whose name has this in it (e.g. int8), "
+                        "and the peer loop")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     print(f"store {store_dir()}, {cpu_threads()} threads, torch {torch.__version__}, PyAV {av.__version__}")
@@ -165,7 +169,7 @@ def main() -> None:
     figures: dict = {"size": args.size, "frames": args.frames, "threads": cpu_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", args.frames, (height, width), 30, audio=False)
-        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, Path(tmp))
+        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, Path(tmp), args.only)
         if args.whole_process_only:
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=2))

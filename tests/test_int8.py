@@ -84,7 +84,9 @@ def test_int8_runs_the_quantized_network(made, int8_store, tmp_path):
 
     frames = torch.from_numpy(np.stack([f.to_ndarray(format="rgb24") for f in decoded(clip)[:6]]))
     model = ModelConfig(input_size=128, normalization=Normalization.FIXED)  # the size it was calibrated at
-    int8 = Segmenter.from_config(model, DeviceConfig(precision=Precision.INT8), workers=1).predict_lowres(frames)
+    int8_segmenter = Segmenter.from_config(model, DeviceConfig(precision=Precision.INT8), workers=1)
+    assert int8_segmenter.network is None  # the fp32 network is not loaded beside it (memory)
+    int8 = int8_segmenter.predict_lowres(frames)
     fp32 = Segmenter.from_config(model, DeviceConfig(runtime=Runtime.OPENVINO), workers=1).predict_lowres(frames)
     # another network (INT8 arithmetic) computing nearly the same function: plain quantisation
     # on 8 frames measured IoU 0.89 and a correlation of 0.93 here

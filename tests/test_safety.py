@@ -421,11 +421,15 @@ class InterruptAt:
         return self
 
     def run(self, work):
+        # Ctrl-C's KeyboardInterrupt, also where this process was started with SIGINT ignored (a
+        # background job of a non-interactive shell), which Python then leaves ignored
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.settrace(self)
         try:
             work()
         finally:
             sys.settrace(None)
+            signal.signal(signal.SIGINT, previous)
 
 
 def test_webcam_interrupted_at_any_moment_leaves_the_recording_or_nothing(u2netp_store, tmp_path):

@@ -224,13 +224,14 @@ class NetworkRunner:
         return self.run(x)
 
 
-def prepare_network(network: nn.Module, device: torch.device, dtype: torch.dtype, runtime: Runtime,
+def prepare_network(network: nn.Module | None, device: torch.device, dtype: torch.dtype, runtime: Runtime,
                     workers: int = 0, cuda_graphs: bool = False, int8: Path | None = None) -> NetworkRunner:
     """``network`` (eval, BatchNorm folded, on the CPU) ready to run on ``device``. ``workers``:
     calls in flight at once (0: ``pick_workers``); each onnxruntime call gets its share of the
     cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it.
     ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``).
-    ``int8``: an OpenVINO IR (.xml) of ``network`` quantised to INT8, run instead of it."""
+    ``int8``: an OpenVINO IR (.xml) of the network quantised to INT8, run instead (``network``
+    may then be None)."""
     chosen = pick_runtime(runtime, device, dtype, int8=int8 is not None)
     if int8 is not None:
         count = workers or pick_workers(chosen, device)

@@ -17,7 +17,7 @@ from .compose import alpha_to_uint8
 from .config import DeviceConfig, ModelConfig, Normalization, Precision, Runtime
 from .device import BatchChoice, pick_batch, pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
 from .model.quantize import Int8Model, load_int8
-from .model.weights import ResolvedWeights, load_network
+from .model.weights import ResolvedWeights, load_network, resolve
 from .progress import Reporter
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class Segmenter:
     Call it on a batch of frames: ``alpha = segmenter(frames)``.
     """
 
-    network: nn.Module
+    network: nn.Module | None  # None: ``int8`` runs instead, and the fp32 network is not loaded
     device: torch.device
     dtype: torch.dtype
     input_size: int
@@ -47,7 +47,10 @@ class Segmenter:
     int8: Int8Model | None = None  # run this INT8 network of ``network`` instead (CPU, OpenVINO)
 
     def __post_init__(self) -> None:
-        self.network = self.network.eval().requires_grad_(False)
+        if self.network is None and self.int8 is None:
+            raise ValueError("a Segmenter needs a network or an INT8 network")
+        if self.network is not None:
+            self.network = self.network.eval().requires_grad_(False)
         self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers,
                                     self.cuda_graphs, self.int8.xml if self.int8 else None)
         self.runtime, self.workers = self._run.runtime, self._run.workers
@@ -66,8 +69,12 @@ class Segmenter:
         dtype = pick_dtype(device.precision, torch_device)
         int8 = device.precision is Precision.INT8
         pick_runtime(device.runtime, torch_device, dtype, int8)  # and on a runtime that can't run
-        quantized = load_int8(model.name) if int8 else None  # before the weights: a missing one says what to run
-        network, weights = load_network(model.name, reporter)
+        if int8:  # the INT8 network replaces the fp32 one: only its source is checked, not loaded
+            quantized = load_int8(model.name)  # before the weights: a missing one says what to run
+            network, weights = None, resolve(model.name, reporter)
+        else:
+            quantized = None
+            network, weights = load_network(model.name, reporter)
         return cls(network, torch_device, dtype, model.input_size,
                    model.normalization, weights, device.runtime, workers, device.cuda_graphs, quantized)
 
