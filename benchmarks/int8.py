@@ -89,7 +89,7 @@ def main() -> int:
     os.environ["U2NET_HOME"] = str(args.store)
 
     from u2video.config import DeviceConfig, ModelConfig, Normalization, Precision, Runtime
-    from u2video.model.quantize import load_int8
+    from u2video.model.quantize import iou, load_int8
     from u2video.segmenter import Segmenter
 
     made_s = make(args.store) if args.make else None
@@ -102,9 +102,7 @@ def main() -> int:
     a, b = mattes(int8, frames), mattes(fp32, frames)
     rows = []
     for (name, _), x, y in zip(frames, a, b):
-        union = ((x > 0.5) | (y > 0.5)).sum()
-        iou = float(((x > 0.5) & (y > 0.5)).sum() / union) if union else 1.0
-        rows.append({"image": name, "mean_abs_diff": float(np.abs(x - y).mean()), "iou": iou})
+        rows.append({"image": name, "mean_abs_diff": float(np.abs(x - y).mean()), "iou": iou(x, y)})
     diffs, ious = [r["mean_abs_diff"] for r in rows], [r["iou"] for r in rows]
     print(f"\nper-frame mattes, INT8 vs fp32, {len(rows)} images ({sum(not '#' in r['image'] for r in rows)} official "
           f"test images, {sum('#' in r['image'] for r in rows)} clip frames not used to calibrate):")

@@ -1,10 +1,11 @@
 """Device choice and what runs the network there; with ``streams.py`` (how batches travel to
 the device and back) the only places that know about devices.
 
-CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by OpenVINO, or by
-onnxruntime where OpenVINO is not installed (OpenVINO measured 1.2x onnxruntime's frames/s,
-which measured 1.2x PyTorch eager's, on 2 cores: README, "Speed"); PyTorch is the last
-fallback. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
+CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by onnxruntime, or
+by OpenVINO where onnxruntime is not installed or with --runtime openvino (faster, 1.2x
+onnxruntime's frames/s, which measured 1.2x PyTorch eager's, on 2 cores, but not the default
+yet: see ``_CPU_RUNTIMES``), or as the INT8 network ``u2video models quantize`` made with
+--precision int8; PyTorch is the last fallback. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
 the caller hands over a normalised [B,3,S,S] tensor and gets a [B,1,S,S] f32 tensor back on
 the same device, so no other stage cares which it was.
 """

@@ -17,7 +17,7 @@ import av
 from ..config import VideoFormat
 from ..errors import MediaError
 from .files import folder_file
-from .audio_scan import STRICT, damaged_audio_streams
+from .audio_scan import STRICT, damaged_audio_streams, packet_in_range
 from .source import packets_past_errors
 
 # Audio codecs each muxer takes as they are (None: any). Everything else is transcoded.
@@ -125,8 +125,7 @@ class AudioCarrier:
     def _carry(self, packet: av.Packet, t: float | None) -> None:
         out, copy = self._plans[packet.stream.index]
         trimmed = self.start > 0 or self.end is not None
-        in_range = not trimmed or t is None or ((self.end is None or t < self.end)
-                                                and t + float((packet.duration or 0) * packet.time_base) > self.start)
+        in_range = packet_in_range(packet, self.start, self.end)
         duration = float(packet.duration * packet.time_base) if packet.duration and packet.time_base else 0.0
         if copy:
             if packet.size == 0 or packet.dts is None or not in_range:

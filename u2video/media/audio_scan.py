@@ -69,8 +69,7 @@ def scan(source: Path, indexes: list[int], start: float = 0.0, end: float | None
             if end is not None and packet.pts is not None and packet.time_base is not None \
                     and packet.pts * packet.time_base >= Fraction(end):
                 del checks[packet.stream.index]  # past the range: this stream is done
-            elif start and packet.pts is not None and packet.time_base is not None and packet.duration \
-                    and (packet.pts + packet.duration) * packet.time_base <= Fraction(start):
+            elif not packet_in_range(packet, start, end):
                 continue  # before the range (the seek lands on a keyframe before it)
             else:
                 with av.logging.Capture(local=False) as logs:
@@ -82,6 +81,16 @@ def scan(source: Path, indexes: list[int], start: float = 0.0, end: float | None
             if not checks:
                 break
     return damaged
+
+
+def packet_in_range(packet: av.Packet, start: float, end: float | None) -> bool:
+    """Whether an audio packet belongs to a run trimmed to ``start``..``end`` seconds (any of it
+    after ``start``, its start before ``end``): what ``AudioCarrier`` carries, so the scan checks
+    exactly that. Untrimmed runs and untimed packets take every packet."""
+    if (start <= 0 and end is None) or packet.pts is None or packet.time_base is None:
+        return True
+    t = float(packet.pts * packet.time_base)
+    return (end is None or t < end) and t + float((packet.duration or 0) * packet.time_base) > start
 
 
 def checker(stream: av.audio.stream.AudioStream) -> av.CodecContext:

@@ -116,7 +116,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
     reference = _outputs(core.compile_model(fp32, "CPU", config_ov), validation)
 
     def mean_iou(compiled: object, data: list[np.ndarray]) -> float:
-        return float(np.mean([_iou(a, b) for a, b in zip(_outputs(compiled, data), reference)]))
+        return float(np.mean([iou(a, b) for a, b in zip(_outputs(compiled, data), reference)]))
 
     nncf.set_log_level(40)  # errors only: its INFO lines are not ours to print
     reporter.info(f"quantizing {name} at {size}x{size} on {len(calibration)} frames, checked on {len(validation)}"
@@ -139,7 +139,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
 
     outputs = _outputs(core.compile_model(quantized, "CPU", config_ov), validation)
     differences = [float(np.abs(a - b).mean()) for a, b in zip(outputs, reference)]
-    ious = [_iou(a, b) for a, b in zip(outputs, reference)]
+    ious = [iou(a, b) for a, b in zip(outputs, reference)]
     provenance = {
         "model": name, "made_by": "u2video models quantize", "created": datetime.datetime.now(
             datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -192,7 +192,7 @@ def _outputs(compiled: object, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [request.infer({0: x})[0][0, 0].copy() for x in inputs]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = ((a > 0.5) | (b > 0.5)).sum()
     return float(((a > 0.5) & (b > 0.5)).sum() / union) if union else 1.0
 
