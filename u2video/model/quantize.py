@@ -100,11 +100,11 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
     lookup(name)  # an unknown name fails before any work
     if not media:
         raise ModelError("give footage to calibrate on: --calibrate CLIP (or images), like what you will process")
+    frames, sources = _sample(media, config.frames)  # footage that can't be read fails before the weights load
     network, weights = load_network(name, reporter)
     size = config.input_size
     prepare = Segmenter(network, torch.device("cpu"), torch.float32, size, config.normalization, weights,
                         Runtime.TORCH, workers=1)
-    frames, sources = _sample(media, config.frames)
     inputs = [prepare.network_input(torch.from_numpy(f)[None]).numpy() for f in frames]  # [1,3,S,S] f32 each
     calibration, validation = ([x for i, x in enumerate(inputs) if i % 3 != 2],
                                [x for i, x in enumerate(inputs) if i % 3 == 2] or inputs[:1])
@@ -143,7 +143,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
     provenance = {
         "model": name, "made_by": "u2video models quantize", "created": datetime.datetime.now(
             datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": {"file": weights.path.name, "md5": weights.spec.md5 if weights.spec else file_md5(weights.path)},
+        "source": {"file": weights.path.name, "md5": MODELS[name].md5},  # verified as it loaded
         "input_size": size, "normalization": config.normalization.value, "method": method,
         "calibration": {"frames": len(calibration), "validation_frames": len(validation), "media": sources},
         "versions": {p: _version(p) for p in ("u2video", "nncf", "openvino", "torch")},
