@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as in the CPU frame loop, where the network has the cores
+    cv2.setNumThreads(1)
     frames, preds = inputs()
     run(frames, preds)  # warm-up
     times = []

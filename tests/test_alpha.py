@@ -1,6 +1,9 @@
 """The matte step (u2video/alpha.py): temporal smoothing, hold and guided refinement, on synthetic
 frames and predictions where the right answer is known, and the default pipeline with both on."""
 
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -131,11 +134,13 @@ def test_smooth_keeps_a_lasting_change_out_of_the_average():
     assert (averaged > 0.47).all() and (averaged < 0.5).all()
 
 
-def test_refinement_puts_the_edge_where_the_image_has_it():
-    frame = torch.zeros(1, 3, 256, 256)
-    frame[:, 0, :, 101:] = 1.0  # a sharp vertical edge, red on black
+@pytest.mark.parametrize("subject, background", [((1.0, 0.0, 0.0), (0.0, 0.0, 0.0)),  # red on black
+                                                 ((0.1, 0.2, 0.3), (0.9, 0.8, 0.6))])  # dark on light
+def test_refinement_puts_the_edge_where_the_image_has_it(subject, background):
+    frame = torch.tensor(background).view(1, 3, 1, 1).repeat(1, 1, 256, 256)
+    frame[..., 101:] = torch.tensor(subject).view(1, 3, 1, 1)  # a sharp vertical edge
     truth = (torch.arange(256) >= 101).float()
-    pred = F.interpolate(frame[:, :1], size=(S, S), mode="area")  # what a low-resolution network sees
+    pred = F.interpolate(truth.view(1, 1, 1, 256).expand(1, 1, 256, 256), size=(S, S), mode="area")  # what a low-resolution network sees
     plain, guided = upsample(pred, 256, 256)[0, 0, 128], refine(pred, frame)[0, 0, 128]
     ramp = lambda a: int(((a > 0.1) & (a < 0.9)).sum())  # noqa: E731  (pixels between 10% and 90%)
     assert ramp(plain) >= 6 and ramp(guided) <= 2  # a step, not an 8-pixel ramp
@@ -212,7 +217,7 @@ def test_the_window_keeps_pair_weights_and_gives_what_smooth_computes_afresh():
 
 
 def test_box_mean_is_the_mean_over_the_window_clipped_at_the_borders():
-    from u2video.alpha import _box
+    from u2video.filters import _box_mean_torch, box_mean
 
     x = torch.rand(2, 3, 9, 13, generator=torch.Generator().manual_seed(5), dtype=torch.float64).float()
     r = 2
@@ -220,4 +225,28 @@ def test_box_mean_is_the_mean_over_the_window_clipped_at_the_borders():
     for i in range(9):
         for j in range(13):
             want[..., i, j] = x[..., max(0, i - r):i + r + 1, max(0, j - r):j + r + 1].mean(dim=(-2, -1))
-    assert torch.allclose(_box(x, r), want, atol=1e-6)
+    assert torch.allclose(box_mean(x, r), want, atol=1e-6)  # OpenCV's, on the CPU
+    assert torch.allclose(_box_mean_torch(x, r), want, atol=1e-6)  # PyTorch's, as on CUDA
+
+
+@pytest.mark.parametrize("shape", [(2, 13, 37, 53), (1, 3, 48, 64), (1, 1, 1, 9), (3, 1, 7, 1)])
+def test_opencv_filters_on_the_cpu_give_what_the_pytorch_ones_give(shape):
+    """filters.py runs OpenCV on CPU tensors and PyTorch operators elsewhere: the same results
+    within float rounding, for odd sizes, one-pixel sides and inputs that are not contiguous."""
+    from u2video import filters
+
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(shape, generator=gen)
+    flipped = torch.rand(*shape[:2], shape[3], shape[2], generator=gen).transpose(2, 3)  # not contiguous
+    gauss = [math.exp(-0.5 * (i / 2.0) ** 2) for i in range(-6, 7)]
+    for data in (x, flipped):
+        for r in (1, 3):
+            assert torch.allclose(filters.box_mean(data, r), filters._box_mean_torch(data, r), atol=1e-5)
+        for taps in ([1 / 3] * 3, [0.25, 0.5, 0.25], [t / sum(gauss) for t in gauss]):
+            assert torch.allclose(filters.separable(data, taps), filters._separable_torch(data, taps), atol=1e-5)
+        height, width = data.shape[-2:]
+        for size in ((2 * height + 1, 3 * width), (max(1, height // 3), max(1, width // 2 + 1)), (5, 7)):
+            want = F.interpolate(data, size=size, mode="bilinear", align_corners=False)
+            assert torch.allclose(filters.resize(data, size), want, atol=1e-5), size
+        for size in ((max(1, height // 2), max(1, width // 2)), (height, width), (max(1, height * 2 // 3), width)):
+            assert torch.allclose(filters.area(data, size), F.interpolate(data, size=size, mode="area"), atol=1e-6), size

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import MatteConfig
+from .filters import area, box_mean, resize, separable
 
 GUIDE_SIZE = 320  # the long side of the small grey image that measures change between frames
 # exp(-x) of a larger x is below 1e-26, nothing beside a weight of 1; capping x keeps exp out of
@@ -80,41 +81,6 @@ def _grey(frames: torch.Tensor) -> torch.Tensor:
     return 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
 
 
-def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1)x(2r+1) window clipped at the borders, [B,C,H,W]: running sums, so the
-    cost does not grow with the radius (and on CPU it is ~3x faster than avg_pool2d)."""
-    for dim in (3, 2):
-        n = x.shape[dim]
-        offset = x.mean(dim, keepdim=True)  # running sums of x - mean stay small: float32 keeps its digits
-        sums = F.pad(torch.cumsum(x - offset, dim), (1, 0) if dim == 3 else (0, 0, 1, 0))  # a leading 0
-        # sums[min(n, i+r+1)] - sums[max(0, i-r)] for every i, as two shifted views of the sums
-        # with their ends repeated r times (gathering by index was 4x slower along rows)
-        ends = F.pad(sums, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode="replicate")
-        index = torch.arange(n, device=x.device)
-        hi, lo = (index + radius + 1).clamp_(max=n), (index - radius).clamp_(min=0)
-        count = (hi - lo).to(x.dtype).view((1, 1, 1, n) if dim == 3 else (1, 1, n, 1))
-        x = (ends.narrow(dim, 2 * radius + 1, n) - ends.narrow(dim, 0, n)) / count + offset
-    return x
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def _separable(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
-    """Filter [B,C,H,W] with the same symmetric 1-D kernel along both axes, edges replicated.
-    Shifted sums accumulated in place rather than conv2d: several times faster on CPU for these
-    small kernels."""
-    radius = len(taps) // 2
-    for dim in (3, 2):
-        n = x.shape[dim]
-        padded = F.pad(x, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode="replicate")
-        x = padded.narrow(dim, radius, n) * taps[radius]
-        for i in range(radius):  # the kernel is symmetric: taps i and 2r-i share a weight
-            x.add_(padded.narrow(dim, i, n), alpha=taps[i]).add_(padded.narrow(dim, 2 * radius - i, n), alpha=taps[i])
-    return x
-
-
 def _max3(x: torch.Tensor) -> torch.Tensor:
     """3x3 maximum of [B,C,H,W], edges replicated (shifted maxima: cheaper than max_pool2d on CPU)."""
     padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
@@ -126,7 +92,7 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of [B,C,H,W] (kernel out to 3 sigma), edges replicated."""
     radius = max(1, math.ceil(3 * sigma))
     taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
-    return _separable(x, [t / sum(taps) for t in taps])
+    return separable(x, [t / sum(taps) for t in taps])
 
 
 def to_float(frames: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -140,7 +106,7 @@ def small_guide(frames: torch.Tensor) -> torch.Tensor:
     height, width = frames.shape[-2:]
     scale = min(1.0, GUIDE_SIZE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return _separable(F.interpolate(_grey(frames), size=size, mode="area"), [1 / 3] * 3)
+    return separable(area(_grey(frames), size), [1 / 3] * 3)
 
 
 def still_guide(frames: torch.Tensor, params: HoldParams = HoldParams()) -> torch.Tensor:
@@ -153,10 +119,10 @@ def pair_weights(preds: torch.Tensor, guides: torch.Tensor, pred: torch.Tensor, 
     """How much each of T frames counts towards another's smoothed prediction, pixel by pixel,
     before scene cuts: preds [T,1,S,S] and guides [T,1,h,w] against one frame's pred [1,1,S,S]
     and guide [1,1,h,w] -> [T,1,S,S] in 0..1. Symmetric: frame a's weight for b is b's for a."""
-    change = _separable((guides - guide).abs(), [1 / 3] * 3)  # [T,1,h,w]
-    exponent = _resize((change / params.tolerance) ** 2, preds.shape[-2:])  # [T,1,S,S]
-    exponent += ((preds - pred) / params.disagreement) ** 2
-    return torch.exp(-exponent.clamp_(max=_EXPONENT_CAP))
+    change = separable((guides - guide).abs_(), [1 / 3] * 3)  # [T,1,h,w]
+    exponent = resize(change.div_(params.tolerance).square_(), preds.shape[-2:])  # [T,1,S,S]
+    exponent.add_((preds - pred).div_(params.disagreement).square_())
+    return exponent.clamp_(max=_EXPONENT_CAP).neg_().exp_()
 
 
 def calm_steps(guides: torch.Tensor, params: SmoothParams) -> torch.Tensor:
@@ -179,14 +145,28 @@ def smooth(preds: torch.Tensor, guides: torch.Tensor, centre: int, params: Smoot
         return preds[centre:centre + 1]
     if weights is None:
         weights = pair_weights(preds, guides, preds[centre:centre + 1], guides[centre:centre + 1], params)
+    calm = calm_steps(guides, params) if calm is None else calm
+    return _window_mean(list(preds.split(1)), list(weights.split(1)), calm, centre)
+
+
+def _window_mean(preds: list[torch.Tensor], weights: list[torch.Tensor], calm: torch.Tensor,
+                 centre: int) -> torch.Tensor:
+    """sum(w·p) / sum(w) over a window's T predictions [1,1,S,S] with their ``pair_weights``
+    [1,1,S,S] against the centre (whose own weight is 1), where frames beyond a scene cut
+    (``calm`` [T-1]) weigh 0. Accumulated frame by frame in place: [T,1,S,S] temporaries cost
+    more in fresh memory than in arithmetic."""
     # a cut between two neighbours ends the window on that side (frames across it don't count)
-    calm = (calm_steps(guides, params) if calm is None else calm).to(preds.dtype)  # [T-1]
+    calm = calm.to(preds[centre].dtype)
     before = calm[:centre].flip(0).cumprod(0).flip(0)  # frame i < centre: no cut from i to centre
     after = calm[centre:].cumprod(0)  # frame i > centre: no cut from centre to i
-    in_window = torch.cat((before, calm.new_ones(1), after)).view(-1, 1, 1, 1)
-    weight = weights * in_window
-    weight[centre] = 1.0
-    return (weight * preds).sum(0, keepdim=True) / weight.sum(0, keepdim=True)
+    in_window = torch.cat((before, calm.new_ones(1), after))  # [T]
+    total, norm = preds[centre].clone(), torch.ones_like(preds[centre])
+    for i, (pred, weight) in enumerate(zip(preds, weights)):
+        if i != centre:
+            weight = weight * in_window[i]
+            total.addcmul_(weight, pred)
+            norm.add_(weight)
+    return total.div_(norm)
 
 
 def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
@@ -206,11 +186,14 @@ def hold(alpha: torch.Tensor, guide: torch.Tensor, state: HoldState | None,
     """
     if state is None or params.keep == 0 or state.alpha.shape != alpha.shape:
         return alpha, HoldState(alpha, guide)
-    change = (guide - state.guide).abs()
-    exponent = (change / params.tolerance) ** 2 + ((alpha - state.alpha) / params.disagreement) ** 2
-    keep = params.keep * torch.exp(-exponent.clamp_(max=_EXPONENT_CAP))
-    keep = keep * (change.mean() < params.cut)  # a scene cut keeps nothing (a tensor: no wait for the device)
-    held = alpha + keep * (state.alpha - alpha)
+    # full-resolution planes: computed in place, as few new ones as the arithmetic allows
+    change = (guide - state.guide).abs_()
+    cut = change.mean() < params.cut  # a scene cut keeps nothing (a tensor: no wait for the device)
+    step = state.alpha - alpha
+    exponent = change.div_(params.tolerance).square_()
+    exponent.add_(torch.div(step, params.disagreement).square_())
+    keep = exponent.clamp_(max=_EXPONENT_CAP).neg_().exp_().mul_(params.keep).mul_(cut)
+    held = step.mul_(keep).add_(alpha)  # alpha + keep * (previous - alpha)
     return held, HoldState(held, guide)
 
 
@@ -223,7 +206,7 @@ def _colour_guided_filter(pred: torch.Tensor, guide: torch.Tensor, radius: int, 
     determinant.
     """
     r, g, bl = guide[:, 0:1], guide[:, 1:2], guide[:, 2:3]
-    means = _box(torch.cat((guide, pred, guide * pred, r * r, r * g, r * bl, g * g, g * bl, bl * bl), dim=1), radius)
+    means = box_mean(torch.cat((guide, pred, guide * pred, r * r, r * g, r * bl, g * g, g * bl, bl * bl), dim=1), radius)
     mean_i, mean_p = means[:, 0:3], means[:, 3:4]
     cov_ip = means[:, 4:7] - mean_i * mean_p  # [B,3,h,w]
     mr, mg, mb = mean_i[:, 0:1], mean_i[:, 1:2], mean_i[:, 2:3]
@@ -257,22 +240,24 @@ def refine(pred: torch.Tensor, frames: torch.Tensor, params: RefineParams = Refi
     height, width = frames.shape[-2:]
     scale = min(1.0, params.fit_scale * pred.shape[-1] / max(height, width))
     low = (max(1, round(height * scale)), max(1, round(width * scale)))
-    a, b = _colour_guided_filter(_resize(pred, low), F.interpolate(frames, size=low, mode="area"),
+    a, b = _colour_guided_filter(resize(pred, low), area(frames, low),
                                  params.radius, params.eps)
-    coefficients = _resize(_box(torch.cat((a, b), dim=1), params.radius), (height, width))  # [B,4,H,W]
-    refined = (coefficients[:, :3] * frames).sum(1, keepdim=True) + coefficients[:, 3:]
+    coefficients = resize(box_mean(torch.cat((a, b), dim=1), params.radius), (height, width))  # [B,4,H,W]
+    refined = coefficients[:, 3:].clone()  # a·I + b, channel by channel in place
+    for c in range(3):
+        refined.addcmul_(coefficients[:, c:c + 1], frames[:, c:c + 1])
     # a light blur, so sensor noise in the frame does not become matte noise (the same as blurring
     # the frame, as the coefficients vary slowly, at a third of the cost)
-    refined = _separable(refined, [0.25, 0.5, 0.25]).clamp_(0.0, 1.0)
+    refined = separable(refined, [0.25, 0.5, 0.25]).clamp_(0.0, 1.0)
     band = _max3(params.band * pred * (1 - pred)).clamp_(0.0, 1.0)
-    band = _resize(band, (height, width))
-    plain = _resize(pred, (height, width))
+    band = resize(band, (height, width))
+    plain = resize(pred, (height, width))
     return plain.lerp_(refined, band)
 
 
 def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Plain bilinear upsampling, the per-frame baseline: [B,1,S,S] -> [B,1,H,W]."""
-    return _resize(pred, (height, width)).clamp_(0, 1)
+    return resize(pred, (height, width)).clamp_(0, 1)
 
 
 class MatteWindow:
@@ -319,9 +304,11 @@ class MatteWindow:
 
     def _finish(self) -> tuple[object, torch.Tensor]:
         centre = self._next
-        preds = torch.cat(list(self._preds))
-        alpha = smooth(preds, torch.cat(list(self._guides)), centre, self.params,
-                       self._weights(centre, preds), torch.cat(list(self._calm)) if self._calm else None)
+        preds = list(self._preds)
+        if self.params.radius == 0 or len(preds) == 1:
+            alpha = preds[centre]
+        else:
+            alpha = _window_mean(preds, self._weights(centre), torch.cat(list(self._calm)), centre)
         out = (self._items[centre], alpha)
         self._next += 1
         while self._next > self.params.radius:  # drop what no later window reaches
@@ -336,19 +323,20 @@ class MatteWindow:
             self._next -= 1
         return out
 
-    def _weights(self, centre: int, preds: torch.Tensor) -> torch.Tensor:
-        """pair_weights of every frame in the window against the centre, [T,1,S,S], computing
-        (all at once) only the pairs not met before."""
+    def _weights(self, centre: int) -> list[torch.Tensor]:
+        """pair_weights [1,1,S,S] of every frame in the window against the centre (the centre's
+        own: ones, unused), computing (all at once) only the pairs not met before."""
         mine = self._numbers[centre]
         pairs = [(min(n, mine), max(n, mine)) for n in self._numbers]
         missing = [i for i, pair in enumerate(pairs) if i != centre and pair not in self._pairs]
         if missing:
+            preds = torch.cat([self._preds[i] for i in missing])
             guides = torch.cat([self._guides[i] for i in missing])
-            fresh = pair_weights(preds[missing], guides, self._preds[centre], self._guides[centre], self.params)
+            fresh = pair_weights(preds, guides, self._preds[centre], self._guides[centre], self.params)
             for k, i in enumerate(missing):
                 self._pairs[pairs[i]] = fresh[k:k + 1]
-        ones = torch.ones_like(self._preds[centre])  # the centre's own: smooth sets it to 1
-        return torch.cat([ones if i == centre else self._pairs[pair] for i, pair in enumerate(pairs)])
+        ones = torch.ones_like(self._preds[centre])
+        return [ones if i == centre else self._pairs[pair] for i, pair in enumerate(pairs)]
 
 
 class MatteStage:

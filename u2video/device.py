@@ -95,18 +95,22 @@ def pick_workers(runtime: Runtime, device: torch.device) -> int:
 @contextlib.contextmanager
 def frame_loop_threads(device: torch.device, workers: int) -> Iterator[None]:
     """While the frame loop runs with ``workers`` network calls keeping every CPU core busy,
-    PyTorch's own operators (resizing, the matte step) run on one thread: split across cores
+    PyTorch's and OpenCV's own operators (resizing, the matte step) run on one thread: split across cores
     that are already taken, they cost 40% more CPU time (74 vs 52 ms a 640x480 frame) and
     their threads wait on each other."""
     if device.type != "cpu" or workers < cpu_threads():
         yield
         return
-    before = torch.get_num_threads()
+    import cv2  # the matte step's filters (``filters.py``) on the CPU
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 # Device memory a frame of the batch takes outside the network, per pixel of the frame: the
