@@ -40,7 +40,7 @@ def test_bench_on_a_generated_clip_prints_json(u2netp_store):
     slowest_fps = min(data["stages"][s]["fps"] for s in STAGES[:-1])
     assert data["efficiency"] == pytest.approx(data["stages"]["end to end"]["fps"] / slowest_fps, rel=1e-3)
     assert data["peak_host_mib"] > 50 and data["peak_gpu_mib"] is None  # a CPU run holds the model
-    assert "onnxruntime" in data["model"]  # the CPU default
+    assert "openvino" in data["model"]  # the CPU default
     assert "model:" in result.stderr and "frames" in result.stderr  # stage lines and the progress bar
     assert leftovers() == before  # the clip and outputs were in a temporary folder, now gone
 

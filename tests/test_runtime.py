@@ -1,6 +1,7 @@
 """What runs the network: OpenVINO (the CPU default) and onnxruntime against PyTorch, the
 fallbacks between them, several batches in flight at once, precision, batch size, CUDA graphs."""
 
+import subprocess
 import sys
 
 import cv2
@@ -23,15 +24,22 @@ def segmenter(runtime: Runtime, size: int = 64, normalization=Normalization.FIXE
                                  DeviceConfig(DeviceKind.CPU, runtime=runtime), workers=workers)
 
 
-def test_the_cpu_default_is_onnxruntime_with_a_call_per_core(u2netp_store):
+def test_the_cpu_default_is_openvino_with_a_call_per_core(u2netp_store):
     seg = segmenter(Runtime.AUTO)
-    assert seg.runtime is Runtime.ONNXRUNTIME and seg.workers >= 1
-    assert "onnxruntime" in seg.describe()
+    assert seg.runtime is Runtime.OPENVINO and seg.workers >= 1
+    assert "openvino" in seg.describe()
     assert segmenter(Runtime.AUTO, workers=1).workers == 1
 
 
 def test_a_missing_runtime_package_is_skipped_by_auto_and_named_when_asked_for(u2netp_store, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # "import onnxruntime" raises ImportError now
+    import openvino
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # "import openvino" raises ImportError now
+    assert segmenter(Runtime.AUTO).runtime is Runtime.ONNXRUNTIME
+    with pytest.raises(DeviceError, match="needs the openvino package: pip install openvino"):
+        segmenter(Runtime.OPENVINO)
+    monkeypatch.setitem(sys.modules, "openvino", openvino)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert segmenter(Runtime.AUTO).runtime is Runtime.OPENVINO
     with pytest.raises(DeviceError, match="needs the onnxruntime package: pip install onnxruntime"):
         segmenter(Runtime.ONNXRUNTIME)
@@ -119,6 +127,28 @@ def test_a_network_openvino_cannot_compile_runs_on_onnxruntime_under_auto():
     with pytest.raises(DeviceError, match="could not prepare the network for openvino .*Det.*use --runtime torch") as e:
         prepare_network(_Determinant(), cpu, torch.float32, Runtime.OPENVINO)
     assert "\n" not in str(e.value)  # a one-line error
+
+
+_SIGNAL_AFTER_OPENVINO = """
+import gc, signal, torch
+from u2video.device import OpenVinoNetwork
+x = torch.rand(1, 3, 16, 16)
+first = OpenVinoNetwork(torch.nn.Conv2d(3, 1, 3, padding=1), streams=1, threads=1); first(x)
+second = OpenVinoNetwork(torch.nn.Conv2d(3, 1, 3, padding=1), streams=1, threads=1); second(x)
+del first; gc.collect()  # dropped in the order they were made, as sessions one after another
+del second; gc.collect()
+signal.signal(signal.SIGINT, lambda *_: print("handled", flush=True))
+signal.raise_signal(signal.SIGINT)
+"""
+
+
+def test_openvino_networks_made_and_dropped_leave_ctrl_c_working():
+    """OpenVINO's CPU plugin (one per Core) swaps in its own signal stack on the thread that
+    compiles and frees it when its Core goes: with a Core per network, two networks dropped in
+    the order they were made left a freed signal stack behind, and the next Ctrl-C segfaulted.
+    In a child process, so a crash fails this test and not the suite."""
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_AFTER_OPENVINO], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "handled", (proc.returncode, proc.stderr[-2000:])
 
 
 @pytest.mark.parametrize("precision, dtype", [(Precision.AUTO, torch.float32), (Precision.FP32, torch.float32),

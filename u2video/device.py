@@ -1,11 +1,11 @@
 """Device choice and what runs the network there; with ``streams.py`` (how batches travel to
 the device and back) the only places that know about devices.
 
-CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by onnxruntime, or
-by OpenVINO where onnxruntime is not installed or with --runtime openvino (faster, 1.2x
-onnxruntime's frames/s, which measured 1.2x PyTorch eager's, on 2 cores, but not the default
-yet: see ``_CPU_RUNTIMES``), or as the INT8 network ``u2video models quantize`` made with
---precision int8; PyTorch is the last fallback. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
+CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by OpenVINO (1.2x
+onnxruntime's frames/s, which measured 1.2x PyTorch eager's, on 2 cores, in less memory), or
+by onnxruntime where OpenVINO is not installed or can't compile it or with --runtime
+onnxruntime, or as the INT8 network ``u2video models quantize`` made with --precision int8;
+PyTorch is the last fallback. CUDA: PyTorch, channels_last, fp16 (default), fp32 or bf16. Either way
 the caller hands over a normalised [B,3,S,S] tensor and gets a [B,1,S,S] f32 tensor back on
 the same device, so no other stage cares which it was.
 """
@@ -184,15 +184,13 @@ def pick_batch(run: Callable[[torch.Tensor], torch.Tensor], device: torch.device
     return choice
 
 
-# AUTO's order: onnxruntime first. OpenVINO measured faster (README, "OpenVINO") but a test
-# process that built and interrupted ~130 OpenVINO webcam sessions crashed (segfault), not yet
-# understood: until it is, OpenVINO is asked for with --runtime openvino
-_CPU_RUNTIMES = (Runtime.ONNXRUNTIME, Runtime.OPENVINO)
+# AUTO's order: the fastest first (README, "Speed"); OpenVINO also takes less memory
+_CPU_RUNTIMES = (Runtime.OPENVINO, Runtime.ONNXRUNTIME)
 _PACKAGES = {Runtime.OPENVINO: "openvino", Runtime.ONNXRUNTIME: "onnxruntime"}
 
 
 def pick_runtime(runtime: Runtime, device: torch.device, dtype: torch.dtype, int8: bool = False) -> Runtime:
-    """AUTO -> for fp32 on the CPU the first of onnxruntime and OpenVINO that is installed, else
+    """AUTO -> for fp32 on the CPU the first of OpenVINO and onnxruntime that is installed, else
     PyTorch; for ``int8`` OpenVINO. An explicit runtime that can't run here raises DeviceError."""
     if int8:
         if runtime not in (Runtime.AUTO, Runtime.OPENVINO):
@@ -345,6 +343,28 @@ class OnnxRuntimeNetwork:
         return torch.from_numpy(out)
 
 
+_OPENVINO_CORE: object | None = None
+_OPENVINO_CORE_LOCK = threading.Lock()
+
+
+def openvino_core() -> object:
+    """The process's one ``openvino.Core``, made on first use and kept until exit.
+
+    One, not one per network: each Core's CPU plugin installs an alternate signal stack on the
+    thread that first compiles with it (for AMX state) and frees it when the Core goes, putting
+    back the one it found only if its own is still current. Cores made and dropped out of order
+    (sessions built and interrupted one after another) leave a thread's signal stack pointing
+    at freed memory, and the next signal (Ctrl-C) crashed the process (segfault) instead of
+    stopping it."""
+    global _OPENVINO_CORE
+    with _OPENVINO_CORE_LOCK:
+        if _OPENVINO_CORE is None:
+            import openvino as ov
+
+            _OPENVINO_CORE = ov.Core()
+        return _OPENVINO_CORE
+
+
 class OpenVinoNetwork:
     """The network exported to ONNX (or an IR file, e.g. the INT8 one) and compiled by OpenVINO
     for the CPU, once per input shape (static shapes run faster than a dynamic model), fp32
@@ -352,9 +372,7 @@ class OpenVinoNetwork:
     request) on ``threads`` threads in all."""
 
     def __init__(self, network: nn.Module | Path, streams: int, threads: int):
-        import openvino as ov
-
-        self._core = ov.Core()
+        self._core = openvino_core()
         self._config = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": threads,
                         # OpenVINO would run bf16 on CPUs that have it: slower here and not fp32's matte
                         "INFERENCE_PRECISION_HINT": "f32"}

@@ -93,7 +93,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
         import openvino as ov
     except ImportError:
         raise ModelError("making an INT8 network needs NNCF and OpenVINO: pip install nncf") from None
-    from ..device import export_onnx
+    from ..device import export_onnx, openvino_core
     from ..segmenter import Segmenter
 
     reporter = reporter or SilentReporter()
@@ -109,7 +109,7 @@ def quantize(name: str, media: list[Path], config: QuantizeConfig = QuantizeConf
     calibration, validation = ([x for i, x in enumerate(inputs) if i % 3 != 2],
                                [x for i, x in enumerate(inputs) if i % 3 == 2] or inputs[:1])
 
-    core = ov.Core()
+    core = openvino_core()  # the process's one (see device.openvino_core)
     fp32 = core.read_model(export_onnx(network))
     fp32.reshape([1, 3, size, size])
     config_ov = {"INFERENCE_PRECISION_HINT": "f32"}
