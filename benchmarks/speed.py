@@ -4,7 +4,7 @@ On a generated clip (the demo clip: a ball rolling across a table, H.264, defaul
 30 fps, 60 frames) it measures, with u2netp at 320² and the threads this process may use:
 
 0. whole processes, in ``--rounds`` alternating rounds: ``u2video matte clip -o out.mov`` with
-   each CPU runtime (and ``--precision int8`` where the store has the INT8 network), and ``benchmarks/peer_loop.py`` (the per-frame loop around rembg's file
+   each CPU runtime (and ``--precision int8`` where the store has the INT8 network), and ``u2video/peer_loop.py`` (the per-frame loop around rembg's file
    that people write, no u2video code), each timed from start to exit with its peak memory;
    frames/s min/median/max and each one's median over the peer loop's;
 
@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,14 +34,14 @@ import numpy as np
 import torch
 
 from u2video.benchmark import BenchFormat, bench
+from u2video.compare import PEER, compare
 from u2video.compose import to_rgba
 from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization, Runtime
 from u2video.device import cpu_threads
 from u2video.media.demo import write_clip
-from u2video.errors import ModelError
-from u2video.model.quantize import load_int8
 from u2video.model.weights import resolve, store_dir
 from u2video.presets import load_preset
+from u2video.terminal import TerminalReporter
 from u2video.segmenter import Segmenter
 
 
@@ -105,52 +102,15 @@ def naive_loop(clip: Path, target: Path) -> tuple[int, float]:
     return count, count / (time.perf_counter() - start)
 
 
-def timed_process(command: list[str]) -> tuple[float, float]:
-    """Run ``command``; (wall seconds, peak resident MiB) of that process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {stderr[-500:]}")
-    return seconds, usage.ru_maxrss / 1024
-
-
-def whole_process(clip: Path, frames: int, rounds: int, folder: Path, only: str | None = None) -> dict:
-    """Alternating rounds of u2video (each CPU runtime) and the peer loop, whole processes."""
-    variants = {f"u2video matte, {runtime}": [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
-                                              "--runtime", runtime, "--overwrite"]
-                for runtime in ("openvino", "onnxruntime")}
-    try:
-        load_int8("u2netp")  # made by `u2video models quantize u2netp` in this store
-        variants["u2video matte, openvino int8"] = [sys.executable, "-m", "u2video", "matte", str(clip), "-o", "OUT",
-                                                    "--precision", "int8", "--overwrite"]
-    except ModelError as e:
-        print(f"(no INT8 row: {e})")
-    variants["peer loop (rembg's file, onnxruntime)"] = [sys.executable, str(Path(__file__).parent / "peer_loop.py"),
-                                                         str(clip), "OUT", "--model", str(resolve("u2netp").path)]
-    peer_name = "peer loop (rembg's file, onnxruntime)"
-    variants = {name: command for name, command in variants.items() if not only or only in name or name == peer_name}
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, command in variants.items():
-            out = folder / "whole.mov"
-            out.unlink(missing_ok=True)
-            runs[name].append(timed_process([str(out) if part == "OUT" else part for part in command]))
-    peer = float(np.median([frames / s for s, _ in runs["peer loop (rembg's file, onnxruntime)"]]))
-    table = {}
-    print(f"\nwhole processes, {rounds} alternating rounds, {frames} frames each (frames/s from start to exit):")
-    print("| run | frames/s min / median / max | ÷ peer loop (medians) | peak memory MiB |")
-    print("|---|---|---|---|")
-    for name, done in runs.items():
-        fps = sorted(frames / s for s, _ in done)
-        table[name] = {"fps": fps, "median_fps": float(np.median(fps)), "vs_peer": float(np.median(fps)) / peer,
-                       "peak_mib": max(m for _, m in done)}
-        print(f"| {name} | {fps[0]:.2f} / {np.median(fps):.2f} / {fps[-1]:.2f} | {np.median(fps) / peer:.3f} | "
-              f"{table[name]['peak_mib']:.0f} |")
-    return table
+def whole_process(clip: Path, frames: int, rounds: int, only: str | None = None) -> dict:
+    """Alternating rounds of u2video (each CPU runtime and INT8) and the peer loop, whole
+    processes: ``u2video bench --compare`` (``u2video.compare``)."""
+    result = compare(clip, rounds=rounds, reporter=TerminalReporter())
+    keep = [row for row in result.rows if not only or only in row.name or row.name == PEER]
+    print("\n" + "\n".join(line for line in result.table().splitlines()
+                             if not line.startswith("| u2video") or any(row.name in line for row in keep)))
+    return {row.name: {"fps": row.fps, "median_fps": row.median_fps, "vs_peer": row.vs_peer, "peak_mib": row.peak_mib}
+            for row in keep}
 
 
 def main() -> None:
@@ -169,7 +129,7 @@ def main() -> None:
     figures: dict = {"size": args.size, "frames": args.frames, "threads": cpu_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", args.frames, (height, width), 30, audio=False)
-        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, Path(tmp), args.only)
+        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, args.only)
         if args.whole_process_only:
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=2))

@@ -78,3 +78,25 @@ def test_bench_on_a_clip_shorter_than_the_smoothing_window(u2netp_store):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert all(data["stages"][name]["frames"] == 3 for name in STAGES)
+
+
+def test_compare_runs_each_cpu_runtime_and_the_peer_loop_side_by_side(u2netp_store):
+    """`u2video bench --compare`: whole processes, each row timed from its own runs, ratios against
+    the peer loop's median; INT8 is named as not run where the store has no INT8 network."""
+    from u2video.compare import PEER
+
+    before = sorted(Path(tempfile.gettempdir()).glob("u2video-compare-*"))
+    result = run("--compare", "--rounds", "2", "--size", "96x64", "--frames", "4", "--input-size", "64", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["frames"], data["rounds"]) == (4, 2)
+    rows = {row["name"]: row for row in data["rows"]}
+    assert list(rows) == ["u2video matte, openvino fp32", "u2video matte, onnxruntime fp32", PEER]
+    assert "there is no INT8 u2netp" in data["skipped"]["u2video matte, openvino int8"]
+    peer = sorted(rows[PEER]["fps"])[0] + (sorted(rows[PEER]["fps"])[1] - sorted(rows[PEER]["fps"])[0]) / 2
+    for row in rows.values():
+        assert len(row["fps"]) == 2 and row["fps"] == sorted(row["fps"]) and row["fps"][0] > 0
+        assert row["median_fps"] == pytest.approx(sum(row["fps"]) / 2)
+        assert row["vs_peer"] == pytest.approx(row["median_fps"] / peer)
+        assert row["peak_mib"] > 50  # each process's own peak: they all load a network
+    assert sorted(Path(tempfile.gettempdir()).glob("u2video-compare-*")) == before  # its folder is gone

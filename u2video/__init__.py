@@ -41,6 +41,14 @@ def bench(*args: Any, **kwargs: Any) -> Any:
     return _bench(*args, **kwargs)
 
 
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """Whole ``u2video matte`` runs of each CPU runtime and precision against the per-frame peer
+    loop, side by side; see ``u2video.compare.compare``."""
+    from .compare import compare as _compare
+
+    return _compare(*args, **kwargs)
+
+
 def load_preset(name_or_path: str) -> Any:
     """A preset by name or .toml path; its ``output_config()`` etc. fill the options. See ``u2video.presets``."""
     from .presets import load_preset as _load
@@ -49,6 +57,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "webcam", "bench", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
+    "matte", "replace", "webcam", "bench", "compare", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

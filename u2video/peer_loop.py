@@ -4,7 +4,10 @@ recipe: 320x320, divided by the image's max, ImageNet mean/std; the first output
 normalised) -> bilinear back to the frame -> RGBA -> ProRes 4444 (prores_ks as PyAV gives it),
 one frame at a time. No u2video code: this is the peer.
 
-    python benchmarks/peer_loop.py clip.mp4 out.mov [--model ~/.u2net/u2netp.onnx]
+    python u2video/peer_loop.py clip.mp4 out.mov [--model ~/.u2net/u2netp.onnx]
+
+It lives in the package so that ``u2video bench --compare`` can run it as the yardstick; it is
+run by its path, as a script, and imports nothing from u2video.
 """
 
 from __future__ import annotations
