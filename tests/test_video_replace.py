@@ -7,6 +7,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import u2video
 from u2video.backgrounds import cover, parse_color
@@ -83,6 +84,19 @@ def test_blur_background_is_smooth_and_keeps_the_subject(u2netp_store, clip, alp
     assert np.abs(ours - source)[subject].mean() < 4
     detail = lambda img: np.abs(np.diff(img, axis=2)).mean(-1)[behind[:, :, 1:]].mean()  # noqa: E731
     assert detail(ours) < 0.5 * detail(source)  # horizontal gradients behind the subject: blurred away
+    assert abs(ours[behind].mean() - source[behind].mean()) < 8  # as bright as the scene behind
+
+
+@pytest.mark.parametrize("height, width", [(120, 160), (1080, 1920), (2, 50)])  # (2, 50): a kernel wider than the frame
+def test_blur_background_of_an_even_frame_is_that_frame(height, width):
+    """A blur keeps an even colour as it is, per channel (it once divided 3-channel frames by 9)."""
+    from u2video.backgrounds import parse_background
+
+    frames = torch.tensor([200.0, 100.0, 30.0]).view(1, 3, 1, 1).repeat(1, 1, height, width)
+    alpha = torch.zeros(1, 1, height, width)
+    alpha[..., : height // 2, : width // 2] = 1.0  # a subject over a quarter: left out of the blur
+    out = parse_background("blur:200")(frames, alpha)
+    assert torch.allclose(out, frames, atol=1e-3)
 
 
 def test_replace_an_image(u2netp_store, tmp_path):

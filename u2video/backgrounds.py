@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, MediaError
+from .filters import area, resize, separable
 from .media.images import read_image
 from .media.probe import MediaKind, probe
 from .media.source import VideoSource
@@ -122,27 +123,33 @@ class BlurBackground(Background):
         factor = max(1, int(sigma / 2))  # blur at 1/factor size, where sigma is ~2 pixels
         small = (max(1, h // factor), max(1, w // factor))
         keep = 1.0 - alpha  # weight: background pixels only
-        num = _gaussian(F.interpolate(frames * keep, size=small, mode="area"), sigma / factor)
-        den = _gaussian(F.interpolate(keep, size=small, mode="area"), sigma / factor)
+        num = _gaussian(area(frames * keep, small), sigma / factor)
+        den = _gaussian(area(keep, small), sigma / factor)
         blurred = num / den.clamp_min(1e-3)
         # where the subject covers everything nearby, fall back to the plain blurred frame
-        plain = _gaussian(F.interpolate(frames, size=small, mode="area"), sigma / factor)
+        plain = _gaussian(area(frames, small), sigma / factor)
         blurred = torch.where(den > 0.05, blurred, plain)
-        return F.interpolate(blurred, size=(h, w), mode="bilinear", align_corners=False)
+        return resize(blurred, (h, w))
 
 
 def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [B,C,H,W] with reflected borders."""
+    """Separable Gaussian blur of [B,C,H,W] with reflected borders (where the image is no wider
+    than the kernel, the kernel is cut to the image and renormalised)."""
     radius = max(1, math.ceil(3 * sigma))
+    if radius < min(x.shape[2], x.shape[3]):
+        taps = [math.exp(-0.5 * (i / max(sigma, 1e-3)) ** 2) for i in range(-radius, radius + 1)]
+        return separable(x, [t / sum(taps) for t in taps], border="reflect")
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (t / max(sigma, 1e-3)) ** 2)
     k = k / k.sum()
     c = x.shape[1]
     pad_h, pad_w = min(radius, x.shape[2] - 1), min(radius, x.shape[3] - 1)
-    kh = k[radius - pad_h: radius + pad_h + 1].view(1, 1, -1, 1).repeat(c, 1, 1, 1)
-    kw = k[radius - pad_w: radius + pad_w + 1].view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="reflect") if pad_h else x, kh / kh.sum(), groups=c)
-    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect") if pad_w else x, kw / kw.sum(), groups=c)
+    kh, kw = k[radius - pad_h: radius + pad_h + 1], k[radius - pad_w: radius + pad_w + 1]
+    # each channel's kernel sums to 1 (normalised before repeating it per channel)
+    kh = (kh / kh.sum()).view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kw = (kw / kw.sum()).view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (0, 0, pad_h, pad_h), mode="reflect") if pad_h else x, kh, groups=c)
+    return F.conv2d(F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect") if pad_w else x, kw, groups=c)
 
 
 _COLOR = re.compile(r"^(#|0x)?[0-9A-Za-z]+$")

@@ -62,24 +62,28 @@ def _box_mean_torch(x: torch.Tensor, radius: int) -> torch.Tensor:
     return x
 
 
-def separable(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
+_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101}
+
+
+def separable(x: torch.Tensor, taps: list[float], border: str = "replicate") -> torch.Tensor:
     """Filter [B,C,H,W] with the same symmetric 1-D kernel (an odd number of taps) along both
-    axes, edges replicated."""
+    axes, edges replicated, or with ``border="reflect"`` mirrored without repeating the edge
+    pixel (PyTorch's "reflect"; the kernel's radius must then be under H and W)."""
     if not _on_cpu(x):
-        return _separable_torch(x, taps)
+        return _separable_torch(x, taps, border)
     out = torch.empty(x.shape)
     kernel = np.asarray(taps, np.float32)
     for src, dst in _planes(x, out):
-        cv2.sepFilter2D(src, -1, kernel, kernel, dst=dst, borderType=cv2.BORDER_REPLICATE)
+        cv2.sepFilter2D(src, -1, kernel, kernel, dst=dst, borderType=_BORDERS[border])
     return out
 
 
-def _separable_torch(x: torch.Tensor, taps: list[float]) -> torch.Tensor:
+def _separable_torch(x: torch.Tensor, taps: list[float], border: str = "replicate") -> torch.Tensor:
     # shifted sums accumulated in place rather than conv2d: several times faster for small kernels
     radius = len(taps) // 2
     for dim in (3, 2):
         n = x.shape[dim]
-        padded = F.pad(x, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode="replicate")
+        padded = F.pad(x, (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius), mode=border)
         x = padded.narrow(dim, radius, n) * taps[radius]
         for i in range(radius):  # the kernel is symmetric: taps i and 2r-i share a weight
             x.add_(padded.narrow(dim, i, n), alpha=taps[i]).add_(padded.narrow(dim, 2 * radius - i, n), alpha=taps[i])
