@@ -159,3 +159,20 @@ def test_live_default_input_is_larger_with_int8():
     model = ModelConfig()
     assert live_model(model, DeviceConfig(DeviceKind.CPU, precision=Precision.INT8)).input_size == 192
     assert live_model(model, DeviceConfig(DeviceKind.CPU)).input_size == 128
+
+
+def test_live_use_on_the_cpu_takes_the_int8_network_where_the_store_has_one(made, int8_store, tmp_path, monkeypatch):
+    """Live use needs the speed: precision AUTO on the CPU becomes INT8 at 192² where the store
+    holds the INT8 network, and stays fp32 at 128² without one, or when a precision is given."""
+    from u2video.api import live_device, live_model
+    from u2video.config import DeviceKind, Runtime
+
+    cpu = DeviceConfig(DeviceKind.CPU)
+    chosen = live_device(ModelConfig(), cpu)
+    assert chosen.precision is Precision.INT8 and live_model(ModelConfig(), chosen).input_size == 192
+    for given in (DeviceConfig(DeviceKind.CPU, precision=Precision.FP32),
+                  DeviceConfig(DeviceKind.CPU, runtime=Runtime.ONNXRUNTIME)):
+        assert live_device(ModelConfig(), given) == given
+    (tmp_path / "u2netp.onnx").symlink_to((int8_store / "u2netp.onnx").resolve())
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))  # rembg's file alone: no INT8 network
+    assert live_device(ModelConfig(), cpu) == cpu and live_model(ModelConfig(), cpu).input_size == 128

@@ -22,8 +22,8 @@ import torch
 
 from .backgrounds import parse_background
 from .compose import Compositor, to_matte, to_rgba
-from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision
-from .errors import ConfigError, FramesLost, MediaError
+from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision, Runtime
+from .errors import ConfigError, FramesLost, MediaError, ModelError
 from .interrupts import uninterrupted
 from .media.audio import describe_audio_loss
 from .media.files import check_output, check_published, ensure_writable_dir
@@ -276,6 +276,23 @@ LIVE_CPU_INT8_INPUT_SIZE = 192  # the same with --precision int8: 16 frames/s at
 LIVE_MATTE = MatteConfig(smooth=3, refine=True)  # past-only smoothing over 3 frames (README, "Live")
 
 
+def live_device(model: ModelConfig, device: DeviceConfig) -> DeviceConfig:
+    """``device`` with the precision live use gets by default: on the CPU, INT8 where the store
+    holds ``model``'s INT8 network (``u2video models quantize`` made it), because live use needs
+    the speed (README, "Live"); otherwise, or with a precision or runtime given, as it is."""
+    from .device import installed, pick_device
+    from .model.quantize import load_int8
+
+    if (device.precision is not Precision.AUTO or device.runtime not in (Runtime.AUTO, Runtime.OPENVINO)
+            or pick_device(device.kind).type != "cpu" or not installed(Runtime.OPENVINO)):
+        return device
+    try:
+        load_int8(model.name)
+    except ModelError:  # none made (or not a store model): fp32
+        return device
+    return dataclasses.replace(device, precision=Precision.INT8)
+
+
 def live_model(model: ModelConfig, device: DeviceConfig) -> ModelConfig:
     """``model`` at the input size live use gets by default: the trained 320 on CUDA, a smaller
     one on the CPU, where 320 runs at ~3 frames/s on 2 cores (INT8: ~7)."""
@@ -301,7 +318,8 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
     ``keep_alpha`` to send RGBA. Outputs: the virtual camera (``virtual``, through pyvirtualcam),
     a ``preview`` window, and/or a ``record`` file written like ``replace`` (or ``matte`` with
     ``keep_alpha``) writes, in the format ``options`` give. Smoothing uses past frames only.
-    ``model`` None: u2netp at ``live_model``'s size for the device. A file source that turns
+    ``model`` None: u2netp at ``live_model``'s size for the device; on the CPU with precision
+    AUTO, the store's INT8 network where there is one (``live_device``). A file source that turns
     out damaged is reported as ``replace`` reports it (FramesLost with ``options.strict``).
     """
     from .live import LiveStats, Preview, Recording, run_live
@@ -309,6 +327,7 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
     from .media.virtualcam import VirtualCamera
 
     reporter = reporter or SilentReporter()
+    device = live_device(model or ModelConfig(), device)
     model = model or live_model(ModelConfig(), device)
     if not (virtual or preview or record):
         raise ConfigError("nothing to send the frames to: drop --no-virtual, or add --record OUT and/or --preview")

@@ -36,7 +36,7 @@ def webcam(
     input_size: Annotated[Optional[int], typer.Option(
         "--input-size", min=32, max=2048, show_default=False,
         help="Square size the network sees (multiple of 32): smaller is faster and coarser.  "
-        "[default: 320 on CUDA; on the CPU 128, 192 with --precision int8]")] = None,
+        "[default: 320 on CUDA; on the CPU 192 with the INT8 network, else 128]")] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     fp16: Fp16Opt = None,
@@ -54,16 +54,18 @@ def webcam(
 ) -> None:
     """Remove or replace the background of a live camera and send it to a virtual camera, a
     preview window and/or a recording; prints capture and processed fps, drops and latency.
+    On the CPU it runs the INT8 network where `u2video models quantize` made one (--precision fp32: not).
 
     Examples: u2video webcam; u2video webcam --source /dev/video2 -b beach.jpg --input-size 192;
     u2video webcam --source clip.mp4 --no-virtual --record out.mp4 --stats-json stats.json
     """
-    from ..api import LIVE_MATTE, live_model, webcam as run_webcam  # torch loads here, not for --help
+    from ..api import LIVE_MATTE, live_device, live_model, webcam as run_webcam  # torch loads here, not for --help
     from ..config import with_flags
 
     _, model_cfg, device_cfg, output_cfg, _ = configs(
         "replace", None, model=model, input_size=input_size, normalize=None, device=device, precision=precision, fp16=fp16,
         batch=None, runtime=runtime, smooth=None, refine=None, overwrite=overwrite or None, strict=strict or None, crf=crf)
+    device_cfg = live_device(model_cfg, device_cfg)  # the store's INT8 network on the CPU, where there is one
     if input_size is None:
         model_cfg = live_model(model_cfg, device_cfg)
     run_webcam(source, background=background, keep_alpha=keep_alpha, virtual=virtual, virtual_device=virtual_device,
