@@ -28,7 +28,7 @@ def to_matte(frames: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 def over(fg: torch.Tensor, alpha: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
     """fg, bg [B,3,H,W] f32 0..255 (bg may broadcast), alpha [B,1,H,W] 0..1 -> [B,H,W,3] uint8."""
-    out = bg + alpha * (fg - bg)
+    out = torch.sub(fg, bg).mul_(alpha).add_(bg)  # bg + alpha·(fg - bg), in one new tensor
     return out.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1)
 
 
