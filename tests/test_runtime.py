@@ -258,3 +258,33 @@ def test_cuda_graphs_come_from_a_preset_and_change_nothing_on_the_cpu(u2netp_sto
     frames = torch.from_numpy(synthetic_scene(96, 128))[None]
     plain = Segmenter.from_config(ModelConfig("u2netp", 64, Normalization.FIXED), DeviceConfig(DeviceKind.CPU))
     assert torch.equal(segmenter(frames), plain(frames))
+
+
+def test_openvino_keeps_compiled_networks_in_the_cache_folder_and_works_without_one(tmp_path, monkeypatch):
+    """Compiled once, loaded from $U2VIDEO_CACHE_DIR/openvino after that; a damaged entry or a
+    folder it can't write is compiled afresh, with the same output."""
+    from u2video.device import OpenVinoNetwork
+
+    torch.manual_seed(3)
+    conv = torch.nn.Conv2d(3, 1, 3, padding=1)
+    x = torch.rand(1, 3, 24, 24)
+    want = conv(x).detach()
+    monkeypatch.setenv("U2VIDEO_CACHE_DIR", str(tmp_path))
+    first = OpenVinoNetwork(conv, streams=1, threads=1)
+    assert torch.allclose(first(x), want, atol=1e-5)
+    assert not first._compile(tuple(x.shape)).get_property("LOADED_FROM_CACHE")
+    blobs = list((tmp_path / "openvino").glob("*.blob"))
+    assert len(blobs) == 1
+    second = OpenVinoNetwork(conv, streams=1, threads=1)
+    assert torch.allclose(second(x), want, atol=1e-5)
+    assert second._compile(tuple(x.shape)).get_property("LOADED_FROM_CACHE")
+    blobs[0].chmod(0o600)
+    blobs[0].write_bytes(b"not a compiled network")
+    damaged = OpenVinoNetwork(conv, streams=1, threads=1)
+    assert torch.allclose(damaged(x), want, atol=1e-5)
+    (tmp_path / "file").write_text("a file where the folder would go")
+    monkeypatch.setenv("U2VIDEO_CACHE_DIR", str(tmp_path / "file"))
+    unwritable = OpenVinoNetwork(conv, streams=1, threads=1)
+    assert torch.allclose(unwritable(x), want, atol=1e-5)
+    monkeypatch.setenv("U2VIDEO_CACHE_DIR", "")
+    assert not OpenVinoNetwork(conv, streams=1, threads=1)._compile(tuple(x.shape)).get_property("LOADED_FROM_CACHE")
