@@ -27,8 +27,8 @@ Fp16Opt = Annotated[Optional[bool], typer.Option(
     "--fp16/--fp32", help="Same as --precision fp16 / --precision fp32.", show_default=False)]
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", show_default=False,
-    help="What runs the network: auto is onnxruntime on the CPU (OpenVINO where it is not installed; "
-    "openvino is faster, see the README) and PyTorch on CUDA.  [default: auto]")]
+    help="What runs the network: auto is OpenVINO on the CPU (onnxruntime where OpenVINO is not installed "
+    "or can't compile the network) and PyTorch on CUDA.  [default: auto]")]
 InputSizeOpt = Annotated[Optional[int], typer.Option(
     "--input-size", min=32, max=2048, show_default=False,
     help="Square size the network sees (multiple of 32; trained at 320).  [default: 320]")]
