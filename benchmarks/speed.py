@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from u2video.benchmark import BenchFormat, bench
-from u2video.compare import PEER, compare
+from u2video.compare import compare
 from u2video.compose import to_rgba
 from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization, Runtime
 from u2video.device import cpu_threads
@@ -102,15 +102,13 @@ def naive_loop(clip: Path, target: Path) -> tuple[int, float]:
     return count, count / (time.perf_counter() - start)
 
 
-def whole_process(clip: Path, frames: int, rounds: int, only: str | None = None) -> dict:
+def whole_process(clip: Path, rounds: int, only: str | None = None) -> dict:
     """Alternating rounds of u2video (each CPU runtime and INT8) and the peer loop, whole
     processes: ``u2video bench --compare`` (``u2video.compare``)."""
-    result = compare(clip, rounds=rounds, reporter=TerminalReporter())
-    keep = [row for row in result.rows if not only or only in row.name or row.name == PEER]
-    print("\n" + "\n".join(line for line in result.table().splitlines()
-                             if not line.startswith("| u2video") or any(row.name in line for row in keep)))
+    result = compare(clip, rounds=rounds, only=only, reporter=TerminalReporter())
+    print("\n" + result.table())
     return {row.name: {"fps": row.fps, "median_fps": row.median_fps, "vs_peer": row.vs_peer, "peak_mib": row.peak_mib}
-            for row in keep}
+            for row in result.rows}
 
 
 def main() -> None:
@@ -129,7 +127,7 @@ def main() -> None:
     figures: dict = {"size": args.size, "frames": args.frames, "threads": cpu_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", args.frames, (height, width), 30, audio=False)
-        figures["whole_process"] = whole_process(clip, args.frames, args.rounds, args.only)
+        figures["whole_process"] = whole_process(clip, args.rounds, args.only)
         if args.whole_process_only:
             if args.json:
                 args.json.write_text(json.dumps(figures, indent=2))

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,11 +61,11 @@ class CompareResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def variants(model_flags: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """The ``u2video matte`` command lines to compare ("OUT" stands for the output path), and
-    the variants that can't run here with the reason: each installed CPU runtime in fp32, and
-    INT8 where the store holds the INT8 network."""
-    base = [sys.executable, "-m", "u2video", "matte", "CLIP", "-o", "OUT", "--overwrite", *model_flags]
+def variants(model: str, model_flags: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The ``u2video matte`` command lines to compare for ``model`` ("CLIP" and "OUT" stand for
+    the paths), and the variants that can't run here with the reason: each installed CPU
+    runtime in fp32, and INT8 where the store holds ``model``'s INT8 network."""
+    base = [sys.executable, "-m", "u2video", "matte", "CLIP", "-o", "OUT", "--overwrite", "--model", model, *model_flags]
     runs, skipped = {}, {}
     for runtime in (Runtime.OPENVINO, Runtime.ONNXRUNTIME):
         name = f"u2video matte, {runtime.value} fp32"
@@ -73,7 +74,7 @@ def variants(model_flags: list[str]) -> tuple[dict[str, list[str]], dict[str, st
         else:
             skipped[name] = f"{runtime.value} is not installed"
     try:
-        load_int8(model_flags[model_flags.index("--model") + 1] if "--model" in model_flags else "u2netp")
+        load_int8(model)
         runs["u2video matte, openvino int8"] = [*base, "--device", "cpu", "--precision", "int8"]
     except ModelError as e:
         skipped["u2video matte, openvino int8"] = str(e)
@@ -81,11 +82,13 @@ def variants(model_flags: list[str]) -> tuple[dict[str, list[str]], dict[str, st
 
 
 def compare(video: str | Path | None = None, *, size: tuple[int, int] = (640, 480), frames: int = 60,
-            rounds: int = 3, model_flags: list[str] | None = None, reporter: Reporter | None = None) -> CompareResult:
+            rounds: int = 3, model: str = "u2netp", model_flags: list[str] | None = None, only: str | None = None,
+            reporter: Reporter | None = None) -> CompareResult:
     """Run each of ``variants`` and the peer loop as whole processes, ``rounds`` times in turn,
     on ``video`` (or a generated clip of ``size`` (width, height) and ``frames``), writing
     ProRes 4444 to a temporary folder. ``model_flags`` (e.g. ["--input-size", "64"]) go to
-    every u2video run; the peer loop always runs rembg's recipe at 320²."""
+    every u2video run; the peer loop always runs rembg's recipe at 320². ``only``: run just the
+    u2video variants whose name has it (e.g. "int8"), beside the peer loop."""
     reporter = reporter or SilentReporter()
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds} is too few: give 1 or more")
@@ -93,7 +96,8 @@ def compare(video: str | Path | None = None, *, size: tuple[int, int] = (640, 48
         peer_model = resolve("u2netp", reporter).path  # the peer's file: rembg's, from the store
     except ModelError as e:
         raise ModelError(f"the peer loop runs rembg's u2netp.onnx: {e}") from None
-    runs, skipped = variants(model_flags or [])
+    runs, skipped = variants(model, model_flags or [])
+    runs = {row: command for row, command in runs.items() if not only or only in row}
     runs[PEER] = [sys.executable, str(Path(__file__).with_name("peer_loop.py")), "CLIP", "OUT", "--model", str(peer_model)]
     with tempfile.TemporaryDirectory(prefix="u2video-compare-") as tmp:
         if video is None:
@@ -135,8 +139,6 @@ def _frame_count(clip: Path) -> int:
 def _timed(command: list[str]) -> tuple[float, float]:
     """Run ``command``; (wall seconds, peak resident MiB) of that process. A run that fails
     raises ``U2VideoError`` with the end of what it printed."""
-    import time
-
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""

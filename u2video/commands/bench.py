@@ -47,11 +47,11 @@ def bench(
         from ..compare import compare as run_compare
 
         width, height = _size(size)
-        flags = [*(["--model", model] if model else []), *(["--input-size", str(input_size)] if input_size else []),
+        flags = [*(["--input-size", str(input_size)] if input_size else []),
                  *(["--smooth", str(smooth)] if smooth is not None else []),
                  *([] if refine is None else ["--refine" if refine else "--no-refine"])]
-        done = run_compare(video, size=(width, height), frames=frames, rounds=rounds, model_flags=flags,
-                           reporter=TerminalReporter())
+        done = run_compare(video, size=(width, height), frames=frames, rounds=rounds, model=model or "u2netp",
+                           model_flags=flags, reporter=TerminalReporter())
         typer.echo(done.to_json() if as_json else done.table())
         return
     from ..benchmark import BenchFormat, bench as run_bench  # torch loads here, not for --help
