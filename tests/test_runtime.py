@@ -45,6 +45,71 @@ def test_a_missing_runtime_package_is_skipped_by_auto_and_named_when_asked_for(u
         segmenter(Runtime.ONNXRUNTIME)
 
 
+def test_openvino_runs_rembgs_file_as_it_is_with_the_loaded_networks_output(u2netp_store):
+    """OpenVINO reads the store's u2netp.onnx itself: no PyTorch network is loaded (70 MiB), and
+    the matte is the one an export of the loaded network gives."""
+    from u2video.device import prepare_network
+    from u2video.model.weights import load_network
+
+    seg = segmenter(Runtime.AUTO, 64, workers=1)
+    assert seg.runtime is Runtime.OPENVINO and seg.network is None
+    frames = torch.from_numpy(synthetic_scene(96, 128))[None]
+    exported = prepare_network(load_network("u2netp")[0].eval(), torch.device("cpu"), torch.float32,
+                               Runtime.OPENVINO, workers=1)
+    x = seg.network_input(frames)
+    direct, via_export = seg._run(x), exported(x)
+    assert direct.shape == (1, 1, 64, 64) and direct.std() > 0.2  # a matte (0.38), not a blank
+    assert (direct - via_export).abs().max() <= 1e-6
+    # the other runtimes run the loaded network
+    assert segmenter(Runtime.ONNXRUNTIME).network is not None
+    assert segmenter(Runtime.TORCH).network is not None
+
+
+def test_where_openvino_fails_on_rembgs_file_auto_loads_the_network_for_onnxruntime(u2netp_store, monkeypatch):
+    import u2video.device as device
+
+    def cannot_compile(*args, **kwargs):
+        raise RuntimeError("no CPU plugin")
+
+    x = torch.rand(1, 3, 64, 64)
+    onnx = u2netp_store / "u2netp.onnx"
+    expected = device.prepare_network(None, torch.device("cpu"), torch.float32, Runtime.OPENVINO, 1, onnx=onnx)(x)
+    monkeypatch.setattr(device, "OpenVinoNetwork", cannot_compile)
+    runner = device.prepare_network(None, torch.device("cpu"), torch.float32, Runtime.AUTO, 1, onnx=onnx)
+    assert runner.runtime is Runtime.ONNXRUNTIME
+    assert (runner(x) - expected).abs().max() <= 1e-5
+
+
+_FREED_BUT_RESIDENT = """
+import ctypes, sys
+from u2video.device import HostMemoryTrimmer
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def anon_mib():
+    return int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0]) / 1024
+blocks = [libc.malloc(64 << 10) for _ in range(1000)]  # 64 KiB each: on the heap, not mmapped
+for block in blocks:
+    ctypes.memset(block, 1, 64 << 10)  # resident
+for block in blocks[:-1]:  # the last one keeps the heap's top: glibc's free() can't shrink it
+    libc.free(block)
+before = anon_mib()
+HostMemoryTrimmer(period=float(sys.argv[1]))()
+print(before - anon_mib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_the_frame_loops_trimmer_gives_freed_heap_memory_back():
+    def released(period: str) -> float:
+        done = subprocess.run([sys.executable, "-c", _FREED_BUT_RESIDENT, period], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return float(done.stdout)
+
+    assert released("0") > 50  # of the 62 MiB freed
+    assert released("3600") < 5  # not before its period is up
+
+
 @pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])
 @pytest.mark.parametrize("name", ["horse.jpg", "bike.jpg"])
 def test_cpu_runtimes_and_pytorch_give_the_same_matte(name, runtime, u2netp_store, reference_dir):

@@ -13,6 +13,7 @@ the same device, so no other stage cares which it was.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import importlib
 import io
@@ -29,6 +30,7 @@ import torch.nn as nn
 
 from .config import DeviceKind, Precision, Runtime
 from .errors import DeviceError
+from .model.weights import load_onnx
 
 
 def pick_device(kind: DeviceKind) -> torch.device:
@@ -72,6 +74,31 @@ def reset_peak_memory(device: torch.device) -> None:
 def peak_memory_mib(device: torch.device) -> float | None:
     """Peak memory PyTorch allocated on a CUDA device since the last reset; None on the CPU."""
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+class HostMemoryTrimmer:
+    """Hands the memory glibc's allocator holds free back to the system (``malloc_trim``), at
+    most every ``period`` seconds, when called from the frame loop. The matte step allocates and
+    frees ~30 MB of full-resolution planes a 640x480 frame, on several threads, and glibc keeps
+    the freed pages: such a run peaked ~100 MiB higher without it. Elsewhere than glibc, or with
+    ``period`` None, it does nothing."""
+
+    def __init__(self, period: float | None = 0.25):
+        self.period = period
+        self._last = time.monotonic()
+        self._trim = _malloc_trim() if period is not None else None
+
+    def __call__(self) -> None:
+        if self._trim is not None and time.monotonic() - self._last >= self.period:
+            self._trim(0)
+            self._last = time.monotonic()
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        return None
 
 
 def cpu_threads() -> int:
@@ -228,13 +255,16 @@ class NetworkRunner:
 
 
 def prepare_network(network: nn.Module | None, device: torch.device, dtype: torch.dtype, runtime: Runtime,
-                    workers: int = 0, cuda_graphs: bool = False, int8: Path | None = None) -> NetworkRunner:
+                    workers: int = 0, cuda_graphs: bool = False, int8: Path | None = None,
+                    onnx: Path | None = None) -> NetworkRunner:
     """``network`` (eval, BatchNorm folded, on the CPU) ready to run on ``device``. ``workers``:
     calls in flight at once (0: ``pick_workers``); each onnxruntime call gets its share of the
     cores. If the export for onnxruntime fails and the runtime was AUTO, PyTorch runs it.
     ``cuda_graphs``: on CUDA, replay each batch shape from a captured graph (``CudaGraphNetwork``).
     ``int8``: an OpenVINO IR (.xml) of the network quantised to INT8, run instead (``network``
-    may then be None)."""
+    may then be None). ``onnx``: rembg's ONNX file of the network, which OpenVINO reads as it is
+    instead of an export of ``network``; with ``network`` None the network is loaded from it
+    only where another runtime has to run it."""
     chosen = pick_runtime(runtime, device, dtype, int8=int8 is not None)
     if int8 is not None:
         count = workers or pick_workers(chosen, device)
@@ -251,13 +281,15 @@ def prepare_network(network: nn.Module | None, device: torch.device, dtype: torc
         count = workers or pick_workers(candidate, device)
         try:
             if candidate is Runtime.OPENVINO:
-                return NetworkRunner(candidate, count, OpenVinoNetwork(network, streams=count, threads=cpu_threads()))
+                return NetworkRunner(candidate, count, OpenVinoNetwork(onnx or network, streams=count,
+                                                                       threads=cpu_threads()))
+            network = network or _load_onnx(onnx)
             return NetworkRunner(candidate, count, OnnxRuntimeNetwork(network, threads=max(1, cpu_threads() // count)))
         except Exception as e:  # an exporter that changed, a model the runtime can't compile
             if runtime is not Runtime.AUTO:
                 raise DeviceError(f"could not prepare the network for {candidate.value} ({type(e).__name__}: "
                                   f"{_one_line(e)}): use --runtime torch") from None
-    module = network.to(device, dtype, memory_format=torch.channels_last)
+    module = (network or _load_onnx(onnx)).to(device, dtype, memory_format=torch.channels_last)
     if cuda_graphs and device.type == "cuda":
         return NetworkRunner(Runtime.TORCH, 1, CudaGraphNetwork(module, dtype))
 
@@ -265,6 +297,12 @@ def prepare_network(network: nn.Module | None, device: torch.device, dtype: torc
         return module(x.to(dtype).contiguous(memory_format=torch.channels_last)).float()
 
     return NetworkRunner(Runtime.TORCH, workers or 1, run)
+
+
+def _load_onnx(onnx: Path | None) -> nn.Module:
+    if onnx is None:
+        raise ValueError("prepare_network needs a network or its ONNX file")
+    return load_onnx(onnx)
 
 
 def _one_line(e: Exception) -> str:
@@ -394,13 +432,23 @@ class OpenVinoNetwork:
         self._compiled: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
         self._requests = threading.local()  # per thread: shape -> infer request
-        # one OpenVINO can't read fails here, not mid-run
-        self._model = self._core.read_model(str(network) if isinstance(network, Path) else export_onnx(network))
+        self._source = str(network) if isinstance(network, Path) else export_onnx(network)
+        self._model: object | None = self._read()  # one OpenVINO can't read fails here, not mid-run
+
+    def _read(self) -> object:
+        """The network as OpenVINO parsed it, its first output only (rembg's files have seven:
+        the fused matte and six side outputs, which would each get a buffer per request)."""
+        import openvino as ov
+
+        model = self._core.read_model(self._source)
+        return ov.Model([model.outputs[0]], model.get_parameters(), model.get_friendly_name())
 
     def _compile(self, shape: tuple[int, ...]) -> object:
         with self._lock:
             if shape not in self._compiled:
-                model = self._model.clone()  # reshaped for this shape; the parsed model stays as it is
+                # the parsed model (11 MiB for u2netp) is not kept once compiled: another shape,
+                # which the CPU frame loop never asks for, parses it again
+                model, self._model = self._model or self._read(), None
                 model.reshape(list(shape))
                 cache = openvino_cache_dir()
                 try:

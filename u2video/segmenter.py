@@ -17,7 +17,7 @@ from .compose import alpha_to_uint8
 from .config import DeviceConfig, ModelConfig, Normalization, Precision, Runtime
 from .device import BatchChoice, pick_batch, pick_device, pick_dtype, pick_runtime, precision_name, prepare_network
 from .model.quantize import Int8Model, load_int8
-from .model.weights import ResolvedWeights, load_network, resolve
+from .model.weights import ResolvedWeights, load_weights, resolve, runs_as_is
 from .progress import Reporter
 
 T = TypeVar("T")
@@ -33,7 +33,9 @@ class Segmenter:
     Call it on a batch of frames: ``alpha = segmenter(frames)``.
     """
 
-    network: nn.Module | None  # None: ``int8`` runs instead, and the fp32 network is not loaded
+    # None: ``int8`` runs instead, or OpenVINO reads ``weights`` (rembg's ONNX file) as it is;
+    # either way no PyTorch network is loaded
+    network: nn.Module | None
     device: torch.device
     dtype: torch.dtype
     input_size: int
@@ -47,12 +49,13 @@ class Segmenter:
     int8: Int8Model | None = None  # run this INT8 network of ``network`` instead (CPU, OpenVINO)
 
     def __post_init__(self) -> None:
-        if self.network is None and self.int8 is None:
-            raise ValueError("a Segmenter needs a network or an INT8 network")
+        as_is = self.weights.path if self.network is None and self.weights and runs_as_is(self.weights) else None
+        if self.network is None and self.int8 is None and as_is is None:
+            raise ValueError("a Segmenter needs a network, rembg's ONNX file or an INT8 network")
         if self.network is not None:
             self.network = self.network.eval().requires_grad_(False)
         self._run = prepare_network(self.network, self.device, self.dtype, self.runtime, self.workers,
-                                    self.cuda_graphs, self.int8.xml if self.int8 else None)
+                                    self.cuda_graphs, self.int8.xml if self.int8 else None, onnx=as_is)
         self.runtime, self.workers = self._run.runtime, self._run.workers
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -73,8 +76,11 @@ class Segmenter:
             quantized = load_int8(model.name)  # before the weights: a missing one says what to run
             network, weights = None, resolve(model.name, reporter)
         else:
-            quantized = None
-            network, weights = load_network(model.name, reporter)
+            quantized, weights = None, resolve(model.name, reporter)
+            # OpenVINO reads rembg's file as it is (the same output as the loaded network's export,
+            # bit for bit): no PyTorch network, no export, 70 MiB and 0.7 s less
+            as_is = runs_as_is(weights) and pick_runtime(device.runtime, torch_device, dtype) is Runtime.OPENVINO
+            network = None if as_is else load_weights(weights)
         return cls(network, torch_device, dtype, model.input_size,
                    model.normalization, weights, device.runtime, workers, device.cuda_graphs, quantized)
 

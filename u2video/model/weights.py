@@ -165,11 +165,20 @@ def resolve(model: str, reporter: Reporter | None = None) -> ResolvedWeights:
 def load_network(model: str, reporter: Reporter | None = None) -> tuple[nn.Module, ResolvedWeights]:
     """Load a U²-Net by registry name or path: eval mode, BatchNorm folded, fp32 on the CPU."""
     weights = resolve(model, reporter)
+    return load_weights(weights), weights
+
+
+def load_weights(weights: ResolvedWeights) -> nn.Module:
+    """Resolved weights -> their network: eval mode, BatchNorm folded, fp32 on the CPU."""
     if weights.path.suffix.lower() == ".onnx":
-        net = load_onnx(weights.path, weights.architecture)
-    else:
-        net = load_pth(weights.path, weights.architecture)
-    return net, weights
+        return load_onnx(weights.path, weights.architecture)
+    return load_pth(weights.path, weights.architecture)
+
+
+def runs_as_is(weights: ResolvedWeights) -> bool:
+    """True for a registry file in rembg's ONNX format (its md5 checked by ``resolve``): a
+    runtime that reads ONNX may run it as it is, with no PyTorch network loaded or exported."""
+    return weights.spec is not None and weights.path.suffix.lower() == ".onnx"
 
 
 # --- .pth ---------------------------------------------------------------------------------
