@@ -94,20 +94,22 @@ for block in blocks:
 for block in blocks[:-1]:  # the last one keeps the heap's top: glibc's free() can't shrink it
     libc.free(block)
 before = anon_mib()
-HostMemoryTrimmer(period=float(sys.argv[1]))()
+HostMemoryTrimmer(period=float(sys.argv[1]), above_mib=float(sys.argv[2]))()
 print(before - anon_mib())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_the_frame_loops_trimmer_gives_freed_heap_memory_back():
-    def released(period: str) -> float:
-        done = subprocess.run([sys.executable, "-c", _FREED_BUT_RESIDENT, period], capture_output=True, text=True)
+    def released(period: str, above_mib: str = "0") -> float:
+        done = subprocess.run([sys.executable, "-c", _FREED_BUT_RESIDENT, period, above_mib],
+                              capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return float(done.stdout)
 
     assert released("0") > 50  # of the 62 MiB freed
     assert released("3600") < 5  # not before its period is up
+    assert released("0", "100000") < 5  # nor while resident memory is below its bar
 
 
 @pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])

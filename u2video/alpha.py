@@ -77,8 +77,8 @@ class HoldState:
 
 
 def _grey(frames: torch.Tensor) -> torch.Tensor:
-    """[B,3,H,W] RGB -> [B,1,H,W] luma (BT.601 weights)."""
-    return 0.299 * frames[:, 0:1] + 0.587 * frames[:, 1:2] + 0.114 * frames[:, 2:3]
+    """[B,3,H,W] RGB -> [B,1,H,W] luma (BT.601 weights), in one new plane."""
+    return (frames[:, 0:1] * 0.299).add_(frames[:, 1:2], alpha=0.587).add_(frames[:, 2:3], alpha=0.114)
 
 
 def _max3(x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +106,8 @@ def small_guide(frames: torch.Tensor) -> torch.Tensor:
     height, width = frames.shape[-2:]
     scale = min(1.0, GUIDE_SIZE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return separable(area(_grey(frames), size), [1 / 3] * 3)
+    # shrunk, then grey: the same as the other way round (both are linear), on fewer pixels
+    return separable(_grey(area(frames, size)), [1 / 3] * 3)
 
 
 def still_guide(frames: torch.Tensor, params: HoldParams = HoldParams()) -> torch.Tensor:
@@ -361,27 +362,33 @@ class MatteStage:
         preds = preds.float()  # the guided filter's closed-form inverse needs float32
         if self.config.smooth == 0:  # no window: the frames are finished as they come
             return self._finish([((frames[i], keys[i]), preds[i:i + 1]) for i in range(frames.shape[0])])
-        guides = small_guide(to_float(frames, preds.device))
+        image = to_float(frames, preds.device)
+        guides = small_guide(image)
         done = []
         for i in range(frames.shape[0]):
             done += self.window.push((frames[i], keys[i]), preds[i:i + 1], guides[i:i + 1])
-        return self._finish(done)
+        # without look-ahead (live) the frames finished are the ones just pushed: their float
+        # image is reused instead of converted again
+        return self._finish(done, image if self.window.ahead == 0 else None)
 
     def flush(self) -> tuple[torch.Tensor, torch.Tensor, list]:
         return self._finish(self.window.flush())
 
-    def _finish(self, done: list) -> tuple[torch.Tensor, torch.Tensor, list]:
+    def _finish(self, done: list, image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, list]:
+        """Refine and hold the frames of ``done`` ((frame, key), prediction); ``image``: their
+        frames as ``to_float`` gives them, where the caller has it."""
         if not done:
             return torch.empty(0), torch.empty(0), []
         if len(done) > self._batch:  # flush's last window: a batch at a time, as the others were
             # (all at once, the refinement's full-resolution planes of 6 frames lifted a 640x480
-            # run's peak memory by 60 MiB at its very end)
+            # run's peak memory by ~50 MiB at its very end)
             parts = [self._finish(done[i:i + self._batch]) for i in range(0, len(done), self._batch)]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), sum((p[2] for p in parts), [])
         frames = torch.stack([item[0] for item, _ in done])  # [K,H,W,3] uint8 host
         preds = torch.cat([pred for _, pred in done])  # [K,1,S,S]
         height, width = frames.shape[1:3]
-        image = to_float(frames, preds.device) if self.config.refine or self.config.smooth else None
+        if image is None and (self.config.refine or self.config.smooth):
+            image = to_float(frames, preds.device)
         alpha = refine(preds, image) if self.config.refine else upsample(preds, height, width)
         if self.config.smooth:
             guides = still_guide(image, self.hold_params)
