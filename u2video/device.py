@@ -1,7 +1,8 @@
 """Device choice and what runs the network there; with ``streams.py`` (how batches travel to
 the device and back) the only places that know about devices.
 
-CPU: the network (BatchNorm folded) is exported to ONNX in memory and run by OpenVINO (1.2x
+CPU: OpenVINO runs rembg's ONNX file as it is, or the network (BatchNorm folded) exported to
+ONNX in memory where the weights came otherwise (1.2x
 onnxruntime's frames/s, which measured 1.2x PyTorch eager's, on 2 cores, in less memory), or
 by onnxruntime where OpenVINO is not installed or can't compile it or with --runtime
 onnxruntime, or as the INT8 network ``u2video models quantize`` made with --precision int8;
@@ -430,7 +431,7 @@ def openvino_core() -> object:
 
 
 class OpenVinoNetwork:
-    """The network exported to ONNX (or an IR file, e.g. the INT8 one) and compiled by OpenVINO
+    """The network exported to ONNX (or a file: rembg's ONNX, the INT8 IR) and compiled by OpenVINO
     for the CPU, once per input shape (static shapes run faster than a dynamic model), fp32
     where it is not quantised, ``streams`` calls at once (each thread gets its own infer
     request) on ``threads`` threads in all."""
