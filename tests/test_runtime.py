@@ -81,7 +81,7 @@ def test_where_openvino_fails_on_rembgs_file_auto_loads_the_network_for_onnxrunt
 
 
 _FREED_BUT_RESIDENT = """
-import ctypes, sys
+import ctypes, sys, torch
 from u2video.device import HostMemoryTrimmer
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
@@ -94,15 +94,15 @@ for block in blocks:
 for block in blocks[:-1]:  # the last one keeps the heap's top: glibc's free() can't shrink it
     libc.free(block)
 before = anon_mib()
-HostMemoryTrimmer(period=float(sys.argv[1]), above_mib=float(sys.argv[2]))()
+HostMemoryTrimmer(torch.device(sys.argv[3]), period=float(sys.argv[1]), above_mib=float(sys.argv[2]))()
 print(before - anon_mib())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_the_frame_loops_trimmer_gives_freed_heap_memory_back():
-    def released(period: str, above_mib: str = "0") -> float:
-        done = subprocess.run([sys.executable, "-c", _FREED_BUT_RESIDENT, period, above_mib],
+    def released(period: str, above_mib: str = "0", device: str = "cpu") -> float:
+        done = subprocess.run([sys.executable, "-c", _FREED_BUT_RESIDENT, period, above_mib, device],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return float(done.stdout)
@@ -110,6 +110,7 @@ def test_the_frame_loops_trimmer_gives_freed_heap_memory_back():
     assert released("0") > 50  # of the 62 MiB freed
     assert released("3600") < 5  # not before its period is up
     assert released("0", "100000") < 5  # nor while resident memory is below its bar
+    assert released("0", "0", "cuda") < 5  # nor for runs on a GPU
 
 
 @pytest.mark.parametrize("runtime", [Runtime.ONNXRUNTIME, Runtime.OPENVINO])

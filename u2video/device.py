@@ -83,13 +83,14 @@ class HostMemoryTrimmer:
     called from the frame loop. The matte step allocates and frees ~30 MB of full-resolution
     planes a 640x480 frame on several threads, and glibc keeps the freed pages: the default fp32
     run peaked ~100 MiB higher without it. Trimming is not free (the pages are faulted in again:
-    INT8 runs, which stay below the bar, were 7-10% slower with it), hence the bar. Elsewhere
-    than glibc on Linux, or with ``period`` None, it does nothing."""
+    INT8 runs, which stay below the bar, were 7-10% slower with it), hence the bar. It acts for
+    CPU runs only (on CUDA the matte step's planes live on the GPU), on Linux with glibc; with
+    ``period`` None it does nothing."""
 
-    def __init__(self, period: float | None = 0.25, above_mib: float = 700):
+    def __init__(self, device: torch.device, period: float | None = 0.25, above_mib: float = 700):
         self.period, self.above_mib = period, above_mib
         self._last = time.monotonic()
-        self._trim = _malloc_trim() if period is not None else None
+        self._trim = _malloc_trim() if period is not None and device.type == "cpu" else None
 
     def __call__(self) -> None:
         if self._trim is None or time.monotonic() - self._last < self.period:

@@ -121,7 +121,7 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
     lanes = StreamLanes(segmenter.device)
     encoding = stop_waiting(stop, encoder)
     bar = reporter.bar("frames", source.info.frames or None, "frame")
-    trim = HostMemoryTrimmer()  # ~100 MiB less at 640x480 (README, "Memory")
+    trim = HostMemoryTrimmer(segmenter.device)  # ~100 MiB less at 640x480 (README, "Memory")
     count = 0
 
     def emit(frames: torch.Tensor, alpha: torch.Tensor, pts: list) -> bool:
