@@ -15,9 +15,6 @@ behind the slowest one. Peak memory is sampled while the end-to-end run goes.
 from __future__ import annotations
 
 import json
-import os
-import resource
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +28,7 @@ from .alpha import MatteStage
 from .backgrounds import parse_background
 from .compose import Compositor, to_rgba
 from .config import DeviceConfig, MatteConfig, ModelConfig
-from .device import cpu_threads, peak_memory_mib, reset_peak_memory, synchronize
+from .device import cpu_threads, peak_memory_mib, reset_peak_memory, resident_mib, synchronize
 from .errors import ConfigError
 from .media.demo import write_clip
 from .media.source import VideoSource
@@ -277,7 +274,7 @@ class _PeakRss:
     /proc; elsewhere the process's lifetime peak from getrusage)."""
 
     def __enter__(self) -> "_PeakRss":
-        self.peak_mib = _rss_mib()
+        self.peak_mib = resident_mib()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -285,19 +282,9 @@ class _PeakRss:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak_mib = max(self.peak_mib, _rss_mib())
+            self.peak_mib = max(self.peak_mib, resident_mib())
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mib = max(self.peak_mib, _rss_mib())
-
-
-def _rss_mib() -> float:
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, AttributeError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+        self.peak_mib = max(self.peak_mib, resident_mib())

@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import io
 import os
+import sys
 import threading
 import time
 import warnings
@@ -96,13 +97,22 @@ class HostMemoryTrimmer:
         if self._trim is None or time.monotonic() - self._last < self.period:
             return
         self._last = time.monotonic()
-        if _resident_mib() > self.above_mib:
+        if resident_mib() > self.above_mib:
             self._trim(0)
 
 
-def _resident_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def resident_mib() -> float:
+    """This process's resident memory now (Linux's /proc; elsewhere its lifetime peak from
+    getrusage), MiB."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, AttributeError):
+        import resource  # not on Windows
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
