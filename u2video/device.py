@@ -304,15 +304,15 @@ def prepare_network(network: nn.Module | None, device: torch.device, dtype: torc
         count = workers or pick_workers(candidate, device)
         try:
             if candidate is Runtime.OPENVINO:
-                return NetworkRunner(candidate, count, OpenVinoNetwork(onnx or network, streams=count,
-                                                                       threads=cpu_threads()))
-            network = network or _load_onnx(onnx)
+                source = network if onnx is None else onnx
+                return NetworkRunner(candidate, count, OpenVinoNetwork(source, streams=count, threads=cpu_threads()))
+            network = _load_onnx(onnx) if network is None else network
             return NetworkRunner(candidate, count, OnnxRuntimeNetwork(network, threads=max(1, cpu_threads() // count)))
         except Exception as e:  # an exporter that changed, a model the runtime can't compile
             if runtime is not Runtime.AUTO:
                 raise DeviceError(f"could not prepare the network for {candidate.value} ({type(e).__name__}: "
                                   f"{_one_line(e)}): use --runtime torch") from None
-    module = (network or _load_onnx(onnx)).to(device, dtype, memory_format=torch.channels_last)
+    module = (_load_onnx(onnx) if network is None else network).to(device, dtype, memory_format=torch.channels_last)
     if cuda_graphs and device.type == "cuda":
         return NetworkRunner(Runtime.TORCH, 1, CudaGraphNetwork(module, dtype))
 
