@@ -229,17 +229,19 @@ def test_box_mean_is_the_mean_over_the_window_clipped_at_the_borders():
     assert torch.allclose(_box_mean_torch(x, r), want, atol=1e-6)  # PyTorch's, as on CUDA
 
 
-@pytest.mark.parametrize("shape", [(2, 13, 37, 53), (1, 3, 48, 64), (1, 1, 1, 9), (3, 1, 7, 1)])
+@pytest.mark.parametrize("shape", [(2, 13, 37, 53), (1, 3, 48, 64), (2, 4, 9, 1), (1, 1, 1, 9), (3, 1, 7, 1)])
 def test_opencv_filters_on_the_cpu_give_what_the_pytorch_ones_give(shape):
     """filters.py runs OpenCV on CPU tensors and PyTorch operators elsewhere: the same results
-    within float rounding, for odd sizes, one-pixel sides and inputs that are not contiguous."""
+    within float rounding, for odd sizes, one-pixel sides, inputs that are not contiguous, and
+    channels-last frames (as ``to_float`` makes them: OpenCV filters their pixels whole)."""
     from u2video import filters
 
     gen = torch.Generator().manual_seed(7)
     x = torch.rand(shape, generator=gen)
     flipped = torch.rand(*shape[:2], shape[3], shape[2], generator=gen).transpose(2, 3)  # not contiguous
+    pixels = torch.rand(shape[0], *shape[2:], shape[1], generator=gen).permute(0, 3, 1, 2)  # channels last
     gauss = [math.exp(-0.5 * (i / 2.0) ** 2) for i in range(-6, 7)]
-    for data in (x, flipped):
+    for data in (x, flipped, pixels):
         for r in (1, 3):
             assert torch.allclose(filters.box_mean(data, r), filters._box_mean_torch(data, r), atol=1e-5)
         for taps in ([1 / 3] * 3, [0.25, 0.5, 0.25], [t / sum(gauss) for t in gauss]):

@@ -10,8 +10,6 @@ With ``device.py`` and ``streams.py``, the only place that asks where a tensor i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 import torch
@@ -22,12 +20,24 @@ def _on_cpu(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.numel() > 0
 
 
-def _planes(x: torch.Tensor, out: torch.Tensor) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each [H,W] plane of ``x`` with the same plane of ``out`` (made by ``torch.empty``), as numpy
-    views; a plane of ``x`` whose rows are not packed (a one-pixel side keeps odd strides even
-    in a "contiguous" tensor) is copied, as OpenCV needs them packed."""
-    for src, dst in zip(x.reshape(-1, *x.shape[-2:]), out.view(-1, *out.shape[-2:])):
-        yield np.ascontiguousarray(src.numpy()), dst.numpy()
+def _pixels_packed(x: torch.Tensor) -> bool:
+    """Channels-last with 2-4 channels: each [H,W,C] image is one OpenCV image of C channels."""
+    return 1 < x.shape[1] <= 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _cv_pairs(x: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, list[tuple[np.ndarray, np.ndarray]]]:
+    """A new tensor of ``shape`` and, as numpy views, what OpenCV reads and writes: a channels-last
+    ``x`` (a frame as ``to_float`` gives it) as whole [H,W,C] images, in one call each and into a
+    channels-last result; otherwise each [H,W] plane. A plane whose rows are not packed (a
+    one-pixel side keeps odd strides even in a "contiguous" tensor) is copied, as OpenCV needs
+    them packed."""
+    if _pixels_packed(x):
+        out = torch.empty(shape, memory_format=torch.channels_last)
+        return out, [(np.ascontiguousarray(src.numpy()), dst.numpy())
+                     for src, dst in zip(x.permute(0, 2, 3, 1), out.permute(0, 2, 3, 1))]
+    out = torch.empty(shape)
+    return out, [(np.ascontiguousarray(src.numpy()), dst.numpy())
+                 for src, dst in zip(x.reshape(-1, *x.shape[-2:]), out.view(-1, *out.shape[-2:]))]
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -35,14 +45,14 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     divides by the number of its window's pixels inside the image)."""
     if not _on_cpu(x):
         return _box_mean_torch(x, radius)
-    out = torch.empty(x.shape)
+    out, pairs = _cv_pairs(x, x.shape)
     window = (2 * radius + 1, 2 * radius + 1)
     # window sums with zeros outside, over the count of pixels inside: the clipped mean
     count = cv2.boxFilter(np.ones(x.shape[-2:], np.float32), -1, window, normalize=False,
                           borderType=cv2.BORDER_CONSTANT)
-    for src, dst in _planes(x, out):
+    for src, dst in pairs:
         cv2.boxFilter(src, -1, window, dst=dst, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        np.divide(dst, count, out=dst)
+        np.divide(dst, count if dst.ndim == 2 else count[..., None], out=dst)
     return out
 
 
@@ -71,9 +81,9 @@ def separable(x: torch.Tensor, taps: list[float], border: str = "replicate") -> 
     pixel (PyTorch's "reflect"; the kernel's radius must then be under H and W)."""
     if not _on_cpu(x):
         return _separable_torch(x, taps, border)
-    out = torch.empty(x.shape)
+    out, pairs = _cv_pairs(x, x.shape)
     kernel = np.asarray(taps, np.float32)
-    for src, dst in _planes(x, out):
+    for src, dst in pairs:
         cv2.sepFilter2D(src, -1, kernel, kernel, dst=dst, borderType=_BORDERS[border])
     return out
 
@@ -95,8 +105,8 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     ``align_corners=False``), no anti-aliasing."""
     if not _on_cpu(x):
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    out = torch.empty(*x.shape[:2], *size)
-    for src, dst in _planes(x, out):
+    out, pairs = _cv_pairs(x, (*x.shape[:2], *size))
+    for src, dst in pairs:
         cv2.resize(src, (size[1], size[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
     return out
 
@@ -108,7 +118,7 @@ def area(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     height, width = x.shape[-2:]
     if not _on_cpu(x) or height % size[0] or width % size[1]:
         return F.interpolate(x, size=size, mode="area")
-    out = torch.empty(*x.shape[:2], *size)
-    for src, dst in _planes(x, out):
+    out, pairs = _cv_pairs(x, (*x.shape[:2], *size))
+    for src, dst in pairs:
         cv2.resize(src, (size[1], size[0]), dst=dst, interpolation=cv2.INTER_AREA)
     return out
