@@ -20,7 +20,7 @@ from .test_cli_images import run
 
 # These tests check what the pipeline and the encoders do with the network's matte, so they
 # compare against the plain per-frame matte (smoothing and refinement have tests of their own).
-FAST = [*IMAGE_FAST, "--smooth", "0", "--no-refine"]
+FAST = [*IMAGE_FAST, "--smooth", "0", "--no-refine", "--crop", "off"]
 
 N_FRAMES = 12
 

@@ -239,7 +239,7 @@ def refine(pred: torch.Tensor, frames: torch.Tensor, params: RefineParams = Refi
     0..1 (float32 throughout: the closed-form inverse needs it).
     """
     height, width = frames.shape[-2:]
-    scale = min(1.0, params.fit_scale * pred.shape[-1] / max(height, width))
+    scale = min(1.0, params.fit_scale * max(pred.shape[-2:]) / max(height, width))
     low = (max(1, round(height * scale)), max(1, round(width * scale)))
     a, b = _colour_guided_filter(resize(pred, low), area(frames, low),
                                  params.radius, params.eps)

@@ -22,7 +22,7 @@ import torch
 
 from .backgrounds import parse_background
 from .compose import Compositor, to_matte, to_rgba
-from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision, Runtime
+from .config import Crop, DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision, Runtime
 from .errors import ConfigError, FramesLost, MediaError, ModelError
 from .interrupts import uninterrupted
 from .media.audio import describe_audio_loss
@@ -33,6 +33,7 @@ from .media.probe import MediaKind, probe
 from .media.source import FrameLoss, VideoSource
 from .media.writers import PngSequenceSink, Sink, VideoSink
 from .alpha import MatteStage
+from .crop import SubjectCrop
 from .pipeline import Render, run_video
 from .presets import sequence_target, video_format
 from .progress import Reporter, SilentReporter
@@ -158,7 +159,8 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
             turned = f", turned {info.rotation}° upright" if info.rotation else ""
             reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
             batch = device.batch or _probed_batch(segmenter, info.width, info.height, reporter)
-            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, batch, reporter)
+            crop = SubjectCrop(segmenter, info.height, info.width) if matte_config.crop is Crop.AUTO else None
+            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, batch, reporter, crop=crop)
         except BaseException:
             sink.salvage()  # stopped before the loop: removes the empty file (run_video settles it otherwise)
             raise
@@ -371,7 +373,8 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
                 reporter.info(f"background {backdrop.description}")
             stage = MatteStage(matte_config, lookahead=False)
             render: Render = Compositor(backdrop) if backdrop is not None else to_rgba
-            run_live(live, segmenter, stage, render, outputs, reporter, duration, stats)
+            crop = SubjectCrop(segmenter, live.height, live.width) if matte_config.crop is Crop.AUTO else None
+            run_live(live, segmenter, stage, render, outputs, reporter, duration, stats, crop)
             completed = True
         except KeyboardInterrupt:
             if not stats.processed:

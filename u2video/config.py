@@ -92,6 +92,15 @@ class DeviceConfig:
             raise ConfigError(f"batch size {self.batch} must be at least 1")
 
 
+class Crop(str, Enum):
+    """Whether the network looks again at a box around a subject that is small in the frame
+    (``crop.py``). AUTO: on each frame where the subject's boxes cover under half of it; OFF:
+    one look at the whole frame."""
+
+    AUTO = "auto"
+    OFF = "off"
+
+
 @dataclass(frozen=True)
 class MatteConfig:
     """How the network's prediction becomes the video's matte (see ``alpha.py``)."""
@@ -101,8 +110,13 @@ class MatteConfig:
     # the smoothing takes back).
     smooth: int = 6  # temporal smoothing: frames each side of the one being finished (0: off)
     refine: bool = True  # guided upsampling to full resolution (False: plain bilinear)
+    crop: Crop = Crop.AUTO  # the subject-crop pass (README, "Small subjects")
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "crop", Crop(self.crop))  # a preset gives a string
+        except ValueError:
+            raise ConfigError(f"crop {self.crop!r} is not one of auto, off") from None
         if not 0 <= self.smooth <= 15:
             raise ConfigError(f"--smooth {self.smooth} is out of range: give 0 (off) to 15 frames")
 

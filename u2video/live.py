@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .alpha import MatteStage
+from .crop import SubjectCrop
 from .errors import MediaError
 from .interrupts import uninterrupted
 from .media.live import LiveFrame, LiveSource
@@ -156,11 +157,12 @@ class StopLive(Exception):
 
 def run_live(source: LiveSource, segmenter: Segmenter, matte: MatteStage, render: Render,
              outputs: list[LiveOutput], reporter: Reporter, duration: float | None = None,
-             stats: LiveStats | None = None) -> LiveStats:
+             stats: LiveStats | None = None, crop: SubjectCrop | None = None) -> LiveStats:
     """Process the newest frame of ``source`` until it ends, ``duration`` seconds pass, an
     output asks to stop, or Ctrl-C; the outputs are closed either way. A source that fails
     (a camera that did not come back) raises its MediaError after the outputs are closed.
-    ``stats`` (filled as it goes, e.g. for a preview to show) is returned."""
+    ``stats`` (filled as it goes, e.g. for a preview to show) is returned. ``crop``: the
+    subject-crop pass, one network pass a frame (None: the whole frame each time)."""
     stats = stats if stats is not None else LiveStats()
     bar = reporter.bar("live", None, "frame")
     start = time.monotonic()
@@ -179,7 +181,8 @@ def run_live(source: LiveSource, segmenter: Segmenter, matte: MatteStage, render
                 if frame is None:
                     break
                 frames = lanes.upload([frame.rgb])  # [1,H,W,3] uint8 on the device
-                preds = segmenter.predict_lowres(frames)  # [1,1,S,S]
+                # [1,1,S,S], or with the crop pass [1,1,gh,gw]
+                preds = crop.live(frames) if crop is not None else segmenter.predict_lowres(frames)
                 done_frames, alpha, _ = matte.push(frames, preds, [frame])  # past frames only: no delay
                 done = lanes.download(render(done_frames, alpha))
                 try:

@@ -20,6 +20,7 @@ import torch
 
 from .alpha import MatteStage
 from .compose import rgba_to_yuva444p10
+from .crop import SubjectCrop
 from .device import HostMemoryTrimmer, frame_loop_threads
 from .interrupts import uninterrupted
 from .media.source import DecodedFrame, FrameLoss, VideoSource
@@ -82,8 +83,10 @@ def _get(q: queue.Queue, stop: threading.Event, producer: _Stage | None = None) 
 
 
 def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, render: Render, sink: Sink,
-              batch: int, reporter: Reporter, planar: bool | None = None) -> RunStats:
+              batch: int, reporter: Reporter, planar: bool | None = None, crop: SubjectCrop | None = None) -> RunStats:
     """Process every frame of ``source`` into ``sink`` and finish it.
+
+    ``crop``: the subject-crop pass, between the network and the matte step (None: off).
 
     ``planar``: convert RGBA output to the sink's ``planar_format`` on the device and download
     the planes (None: on CUDA, where it takes that work off the encoders' CPU cores).
@@ -148,6 +151,8 @@ def run_video(source: VideoSource, segmenter: Segmenter, matte: MatteStage, rend
             chunks = ((lanes.upload([f.rgb for f in chunk]), [f.pts for f in chunk])  # [B,H,W,3] u8 on the device
                       for chunk in _batches(decoded, stop, decoder, batch))
             for frames, pts, preds in segmenter.predict_batches(chunks):  # preds [B,1,S,S] f32 0..1, on the device
+                if crop is not None:  # a second look at small subjects: [B,1,gh,gw]
+                    preds = crop(frames, preds)
                 if not emit(*matte.push(frames, preds, pts)):
                     break
             else:

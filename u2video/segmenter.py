@@ -113,22 +113,48 @@ class Segmenter:
         x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()  # [B,3,H,W] 0..255
         # Plain bilinear without anti-aliasing, as the authors' script (skimage resize, order 1):
         # their published masks are reproduced 10-40x closer than with an anti-aliased resize.
-        x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return self._normalise(F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                                             align_corners=False))
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,3,S,S] f32 0..255 -> the network's input scale."""
         if self.normalization is Normalization.REFERENCE:
             x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         else:
             x = x / 255.0
         return (x - self._mean) / self._std
 
-    @torch.inference_mode()
-    def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames: [B,H,W,3] uint8 RGB (any device) -> saliency [B,1,S,S] f32 0..1 on self.device."""
-        pred = self._run(self.network_input(frames))  # [B,1,S,S] f32
+    def _output(self, pred: torch.Tensor) -> torch.Tensor:
         if self.normalization is Normalization.REFERENCE:
             lo = pred.amin(dim=(1, 2, 3), keepdim=True)
             hi = pred.amax(dim=(1, 2, 3), keepdim=True)
             pred = (pred - lo) / (hi - lo).clamp_min(1e-6)
         return pred
+
+    @torch.inference_mode()
+    def predict_lowres(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: [B,H,W,3] uint8 RGB (any device) -> saliency [B,1,S,S] f32 0..1 on self.device."""
+        return self._output(self._run(self.network_input(frames)))  # [B,1,S,S] f32
+
+    @torch.inference_mode()
+    def predict_boxes(self, frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """The network on a box of each frame: frames [B,H,W,3] uint8 RGB (any device), boxes
+        [B,4] f32 (x0, y0, x1, y1 in pixels, edges; may reach past the frame, which is then
+        extended by repeating its edge pixels) -> saliency [B,1,S,S] f32 0..1 of each box, on
+        self.device. A box of the whole frame gives ``predict_lowres``'s input exactly."""
+        x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        height, width = x.shape[-2:]
+        boxes = boxes.to(self.device, torch.float32)
+        theta = torch.zeros(x.shape[0], 2, 3, device=self.device)
+        # the box in the frame's normalised coordinates (-1..1 across the frame's pixel edges)
+        theta[:, 0, 0] = (boxes[:, 2] - boxes[:, 0]) / width
+        theta[:, 0, 2] = (boxes[:, 0] + boxes[:, 2]) / width - 1
+        theta[:, 1, 1] = (boxes[:, 3] - boxes[:, 1]) / height
+        theta[:, 1, 2] = (boxes[:, 1] + boxes[:, 3]) / height - 1
+        size = (x.shape[0], 3, self.input_size, self.input_size)
+        grid = F.affine_grid(theta, size, align_corners=False)
+        crops = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return self._output(self._run(self._normalise(crops)))
 
     def predict_batches(self, batches: Iterable[tuple[torch.Tensor, T]]) -> Iterator[tuple[torch.Tensor, T, torch.Tensor]]:
         """(frames [B,H,W,3] uint8, tag) pairs -> (frames, tag, saliency [B,1,S,S] f32), in the

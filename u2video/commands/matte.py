@@ -9,7 +9,7 @@ import typer
 
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, ModelOpt, NormalizationOpt,
-                      OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
+                      OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, CropOpt, SmoothOpt, StartOpt, configs)
 
 
 def matte(
@@ -31,6 +31,7 @@ def matte(
     runtime: RuntimeOpt = None,
     smooth: SmoothOpt = None,
     refine: RefineOpt = None,
+    crop: CropOpt = None,
     input_size: InputSizeOpt = None,
     normalize: NormalizationOpt = None,
     start: StartOpt = None,
@@ -47,6 +48,6 @@ def matte(
 
     _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, precision=precision, fp16=fp16,
-        batch=batch, runtime=runtime, smooth=smooth, refine=refine, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, crop=crop, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end)
     run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
               reporter=TerminalReporter())

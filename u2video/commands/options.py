@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
+from ..config import Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
 from ..errors import ConfigError
 from ..presets import Preset, load_preset
 
@@ -65,12 +65,16 @@ RefineOpt = Annotated[Optional[bool], typer.Option(
     "--refine/--no-refine", show_default=False,
     help="Video: edges guided by the full-resolution frame (--no-refine: plain bilinear upsampling of the "
     "network's prediction).  [default: refine]")]
+CropOpt = Annotated[Optional[Crop], typer.Option(
+    "--crop", show_default=False,
+    help="Video: where the subject is small in the frame, the network looks again at a box around it "
+    "(auto), or only at the whole frame (off).  [default: auto]")]
 
 
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,
             normalize: Normalization | None, device: DeviceKind | None, precision: Precision | None,
             fp16: bool | None, batch: int | None, runtime: Runtime | None, smooth: int | None,
-            refine: bool | None, **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
+            refine: bool | None, crop: Crop | None = None, **output_flags: object) -> tuple[Preset, ModelConfig, DeviceConfig, OutputConfig, MatteConfig]:
     """Defaults < preset < flags, for every config a command needs."""
     preset = load_preset(preset_name)
     preset.check_command(command)
@@ -83,4 +87,4 @@ def configs(command: str, preset_name: str | None, *, model: str | None, input_s
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
             preset.device_config(kind=device, precision=precision, batch=batch, runtime=runtime),
             preset.output_config(**output_flags),
-            preset.matte_config(smooth=smooth, refine=refine))
+            preset.matte_config(smooth=smooth, refine=refine, crop=crop))

@@ -10,7 +10,7 @@ import typer
 from ..errors import ConfigError
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, CrfOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, MaxHeightOpt, ModelOpt,
-                      NormalizationOpt, OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, SmoothOpt, StartOpt, configs)
+                      NormalizationOpt, OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, CropOpt, SmoothOpt, StartOpt, configs)
 
 
 def replace(
@@ -35,6 +35,7 @@ def replace(
     runtime: RuntimeOpt = None,
     smooth: SmoothOpt = None,
     refine: RefineOpt = None,
+    crop: CropOpt = None,
     input_size: InputSizeOpt = None,
     normalize: NormalizationOpt = None,
     start: StartOpt = None,
@@ -51,7 +52,7 @@ def replace(
 
     chosen, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "replace", preset, model=model, input_size=input_size, normalize=normalize, device=device, precision=precision, fp16=fp16,
-        batch=batch, runtime=runtime, smooth=smooth, refine=refine, overwrite=overwrite or None, strict=strict or None, start=start, end=end, crf=crf, max_height=max_height)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, crop=crop, overwrite=overwrite or None, strict=strict or None, start=start, end=end, crf=crf, max_height=max_height)
     background = background or chosen.background
     if background is None:
         raise ConfigError("replace needs --background: a colour (e.g. white, #00b140), an image or video file, "

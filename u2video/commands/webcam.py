@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..terminal import TerminalReporter
-from .options import CrfOpt, DeviceOpt, Fp16Opt, PrecisionOpt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
+from .options import CropOpt, CrfOpt, DeviceOpt, Fp16Opt, PrecisionOpt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
 
 
 def webcam(
@@ -48,6 +48,7 @@ def webcam(
     refine: Annotated[Optional[bool], typer.Option(
         "--refine/--no-refine", show_default=False,
         help="Edges guided by the full-resolution frame.  [default: refine]")] = None,
+    crop: CropOpt = None,
     crf: CrfOpt = None,
     overwrite: OverwriteOpt = False,
     strict: StrictOpt = False,
@@ -70,5 +71,5 @@ def webcam(
         model_cfg = live_model(model_cfg, device_cfg)
     run_webcam(source, background=background, keep_alpha=keep_alpha, virtual=virtual, virtual_device=virtual_device,
                preview=preview, record=record, duration=duration, model=model_cfg, device=device_cfg,
-               matte_config=with_flags(LIVE_MATTE, smooth=smooth, refine=refine), options=output_cfg,
+               matte_config=with_flags(LIVE_MATTE, smooth=smooth, refine=refine, crop=crop), options=output_cfg,
                stats_json=stats_json, reporter=TerminalReporter())
