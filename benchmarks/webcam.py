@@ -32,7 +32,8 @@ from u2video.alpha import MatteStage
 from u2video.api import LIVE_CPU_INPUT_SIZE, LIVE_MATTE
 from u2video.backgrounds import parse_background
 from u2video.compose import Compositor
-from u2video.config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, Precision
+from u2video.crop import LIVE_CROP, SubjectCrop
+from u2video.config import Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, Precision
 from u2video.live import LiveStats, run_live
 from u2video.media.demo import write_clip
 from u2video.media.live import LiveSource
@@ -42,8 +43,10 @@ from u2video.segmenter import Segmenter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import SHARED, WEBCAM, decode, flicker_index  # noqa: E402
 
-SETTINGS = {"per-frame": MatteConfig(smooth=0, refine=False), "smooth 3": MatteConfig(smooth=3, refine=False),
-            "smooth 3 + refine": MatteConfig(smooth=3, refine=True)}
+SETTINGS = {"per-frame": MatteConfig(smooth=0, refine=False, crop=Crop.OFF),
+            "smooth 3": MatteConfig(smooth=3, refine=False, crop=Crop.OFF),
+            "smooth 3 + refine": MatteConfig(smooth=3, refine=True, crop=Crop.OFF),
+            "smooth 3 + refine + crop": MatteConfig(smooth=3, refine=True, crop=Crop.AUTO)}
 
 
 class Discard:
@@ -67,8 +70,10 @@ def play_live(clip: Path, seg: Segmenter, config: MatteConfig, duration: float |
     newest frame, the past-only matte step, a blurred background, an output that does nothing."""
     backdrop = parse_background("blur")
     try:
-        return run_live(LiveSource(str(clip)), seg, MatteStage(config, lookahead=False),
-                        Compositor(backdrop), [Discard()], SilentReporter(), duration=duration)
+        source = LiveSource(str(clip))
+        crop = SubjectCrop(seg, source.height, source.width, LIVE_CROP) if config.crop is Crop.AUTO else None
+        return run_live(source, seg, MatteStage(config, lookahead=False), Compositor(backdrop), [Discard()],
+                        SilentReporter(), duration=duration, crop=crop)
     finally:
         backdrop.close()
 
@@ -79,16 +84,19 @@ def live_speed(clip: Path, size: int, config: MatteConfig) -> dict:
             "p50_ms": stats.latency_ms(50), "p95_ms": stats.latency_ms(95), "captured": stats.captured}
 
 
-def predictions(frames: np.ndarray, seg: Segmenter) -> torch.Tensor:
-    """The network's prediction for every frame: [T,1,S,S]."""
-    return torch.cat([seg.predict_lowres(torch.from_numpy(frames[i:i + 1])) for i in range(len(frames))])
+def predictions(frames: np.ndarray, seg: Segmenter, crop: Crop = Crop.OFF) -> list[torch.Tensor]:
+    """The network's prediction for every frame, [1,1,S,S] each; with the crop pass as live use
+    runs it (one pass a frame, the boxes from the frame before), [1,1,h,w] where it cropped."""
+    cropper = SubjectCrop(seg, *frames.shape[1:3], LIVE_CROP) if crop is Crop.AUTO else None
+    return [cropper.live(torch.from_numpy(frames[i:i + 1])) if cropper else seg.predict_lowres(torch.from_numpy(frames[i:i + 1]))
+            for i in range(len(frames))]
 
 
-def live_mattes(frames: np.ndarray, preds: torch.Tensor, config: MatteConfig) -> np.ndarray:
+def live_mattes(frames: np.ndarray, preds: list[torch.Tensor], config: MatteConfig) -> np.ndarray:
     """Every frame through the live matte step: [T,H,W] f32."""
     stage, out = MatteStage(config, lookahead=False), []
     for i in range(len(frames)):
-        _, alpha, _ = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i:i + 1], [i])
+        _, alpha, _ = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i], [i])
         out.append(alpha[0, 0].numpy())
     return np.stack(out)
 
@@ -101,7 +109,7 @@ def picture(path: Path) -> None:
     panels = []
     for label, size, config in [("320, per frame", 320, SETTINGS["per-frame"]),
                                 (f"{LIVE_CPU_INPUT_SIZE}, live defaults", LIVE_CPU_INPUT_SIZE, LIVE_MATTE)]:
-        alpha = live_mattes(frames, predictions(frames, segmenter(size)), config)[-1][..., None]
+        alpha = live_mattes(frames, predictions(frames, segmenter(size), config.crop), config)[-1][..., None]
         panel = (frames[-1] * alpha + 128 * (1 - alpha)).astype(np.uint8)
         cv2.putText(panel, label, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
         panels.append(panel)
@@ -145,11 +153,12 @@ def main() -> None:
                      for name, frames in clips.items()}
         for size in sizes if clips else []:
             seg = segmenter(size)
-            preds = {name: predictions(frames, seg) for name, frames in clips.items()}
+            preds = {(name, crop): predictions(frames, seg, crop) for name, frames in clips.items()
+                     for crop in {config.crop for config in settings.values()}}
             for name, config in settings.items():
                 flicker, distance = [], []
                 for clip_name, frames in clips.items():
-                    alpha = live_mattes(frames, preds[clip_name], config)
+                    alpha = live_mattes(frames, preds[clip_name, config.crop], config)
                     flicker.append(flicker_index(alpha, frames))
                     distance.append(1000 * float(np.abs(alpha - reference[clip_name]).mean()))
                 results["quality"][f"{size} {name}"] = {"flicker": flicker, "distance": distance}

@@ -255,3 +255,24 @@ def test_opencv_filters_on_the_cpu_give_what_the_pytorch_ones_give(shape):
             assert torch.allclose(filters.resize(data, size), want, atol=1e-5), size
         for size in ((max(1, height // 2), max(1, width // 2)), (height, width), (max(1, height * 2 // 3), width)):
             assert torch.allclose(filters.area(data, size), F.interpolate(data, size=size, mode="area"), atol=1e-6), size
+
+
+def test_the_window_takes_predictions_whose_size_changes():
+    """The crop pass hands over the whole frame's prediction [S,S] or a finer one of the frame's
+    shape: a window that sees both keeps every frame, and a still scene's matte stays as it is
+    with one size throughout."""
+    frames = scene(12)
+    put_subject(frames, 20)
+    mask = torch.zeros(1, 1, H, W)
+    mask[..., 16:32, 20:36] = 1.0
+    square, fine = subject_pred(20), F.interpolate(mask, size=(24, 32), mode="area")  # [1,1,32,32], [1,1,24,32]
+    sizes = [square, square, fine, fine, fine, square, fine, square, square, fine, fine, square]
+    stage, out = MatteStage(MatteConfig(smooth=3)), []
+    for i, pred in enumerate(sizes):
+        _, alpha, keys = stage.push(frames[i:i + 1], pred, [i])
+        out += list(alpha[:, 0]) if keys else []
+    out += list(stage.flush()[1][:, 0])
+    assert len(out) == 12
+    one_size = run_stage(frames, square.expand(12, -1, -1, -1), MatteConfig(smooth=3), batch=1)
+    diff = (torch.stack(out) - one_size).abs()
+    assert diff.mean() < 0.01 and diff.max() < 0.25, (diff.mean(), diff.max())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from u2video.config import Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization
-from u2video.crop import BoxTracker, CropParams, SubjectCrop, grid_size, merge, subject_boxes
+from u2video.crop import LIVE_CROP, BoxTracker, CropParams, SubjectCrop, grid_size, merge, subject_boxes
 from u2video.errors import ConfigError
 from u2video.segmenter import Segmenter
 
@@ -171,7 +171,7 @@ def test_a_subject_cut_by_the_frame_edge_keeps_its_matte_to_the_edge(segmenter):
 def test_no_subject_gives_an_empty_matte(segmenter):
     frame, _ = figure_scene([])
     first, merged, crop = first_and_cropped(segmenter, frame)
-    assert crop.boxes == [[]] and merged.shape == (1, 1, 360, 640)
+    assert crop.boxes == [[]] and torch.equal(merged, first)  # nothing cropped: the first look as it is
     assert merged.max() < 0.1
 
 
@@ -226,3 +226,16 @@ def test_matte_with_the_crop_writes_a_sharper_matte_than_without(u2netp_store, t
         assert len(mattes) == 3
         errors[mode] = np.mean([edge_error(m, truth) for m in mattes])
     assert errors["auto"] < 0.7 * errors["off"], errors
+
+
+def test_files_crop_small_subjects_only_and_live_use_crops_large_ones_too(segmenter):
+    frame, truth = figure_scene([(320, 260, 400)], height=480, width=640)  # most of a webcam's frame
+    frames = torch.from_numpy(frame)[None]
+    files = SubjectCrop(segmenter, 480, 640)
+    first = segmenter.predict_lowres(frames)
+    assert torch.equal(files(frames, first), first) and files.boxes == [[]]  # large enough: one look
+    live = SubjectCrop(segmenter, 480, 640, LIVE_CROP)
+    live.live(frames)
+    merged = live.live(frames)  # the second frame: its box from the first
+    assert len(live.boxes[0]) == 1 and merged.shape[-2:] == grid_size(480, 640, 320)
+    assert edge_error(full_res(merged, 480, 640), truth) < edge_error(full_res(first, 480, 640), truth)

@@ -264,7 +264,7 @@ def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class MatteWindow:
     """The sliding window of frames that ``smooth`` needs, kept by the frame loop.
 
-    ``push`` one frame's (item, prediction [1,1,S,S], guide [1,1,h,w] from ``small_guide``); it
+    ``push`` one frame's (item, prediction [1,1,S,S] or of any size, guide [1,1,h,w] from ``small_guide``); it
     returns (item, smoothed prediction [1,1,S,S]) for each frame whose window is complete, in
     order. ``flush`` returns the rest at the end. Frames must keep one size. With
     ``lookahead`` False (live use) a frame is finished at once from past frames only.
@@ -285,6 +285,11 @@ class MatteWindow:
         self._next = 0  # index (within the deques) of the next frame to finish
 
     def push(self, item: object, pred: torch.Tensor, guide: torch.Tensor) -> list[tuple[object, torch.Tensor]]:
+        if self._preds and self._preds[-1].shape != pred.shape:
+            # the crop pass went from the whole frame's prediction to its finer grid or back: the
+            # predictions kept follow (their pair weights are made again at the new size)
+            self._preds = deque(resize(p, pred.shape[-2:]) for p in self._preds)
+            self._pairs.clear()
         if self._guides:
             self._calm.append(calm_steps(torch.cat((self._guides[-1], guide)), self.params))
         self._items.append(item)

@@ -33,7 +33,7 @@ from .media.probe import MediaKind, probe
 from .media.source import FrameLoss, VideoSource
 from .media.writers import PngSequenceSink, Sink, VideoSink
 from .alpha import MatteStage
-from .crop import SubjectCrop
+from .crop import LIVE_CROP, SubjectCrop
 from .pipeline import Render, run_video
 from .presets import sequence_target, video_format
 from .progress import Reporter, SilentReporter
@@ -373,7 +373,7 @@ def webcam(source: str | None = None, *, background: str | None = None, keep_alp
                 reporter.info(f"background {backdrop.description}")
             stage = MatteStage(matte_config, lookahead=False)
             render: Render = Compositor(backdrop) if backdrop is not None else to_rgba
-            crop = SubjectCrop(segmenter, live.height, live.width) if matte_config.crop is Crop.AUTO else None
+            crop = SubjectCrop(segmenter, live.height, live.width, LIVE_CROP) if matte_config.crop is Crop.AUTO else None
             run_live(live, segmenter, stage, render, outputs, reporter, duration, stats, crop)
             completed = True
         except KeyboardInterrupt:

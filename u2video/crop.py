@@ -12,17 +12,19 @@ furniture. So, frame by frame (U-Net's overlap-tile idea applied to one region):
    invariant: a crop that jitters makes the matte flicker); it moves at once when the subject
    leaves it.
 3. ``Segmenter.predict_boxes`` runs the network on each box (the frame's edge pixels repeated
-   where a box reaches past it), and ``merge`` puts its prediction into a prediction of the whole
-   frame on a finer grid (``grid_size``: the frame's shape, twice the network's size on its long
-   side), fading from the first look to the crop's over the box's outer tenth.
+   where a box reaches past it), and ``merge`` puts the boxes' predictions together into a
+   prediction of the whole frame on a finer grid (``grid_size``: the frame's shape, twice the
+   network's size on its long side), fading in over each box's outer tenth, with background
+   outside the boxes: what the first look took for subject away from the subject's boxes (a
+   table, a lamp) is dropped, as the parts it kept are the subject's.
 
-Files run both passes per frame (``SubjectCrop.__call__``). Live use runs one pass per frame
-(``SubjectCrop.live``): the box comes from the previous frame's matte, and the whole frame is
-looked at again where there is no box and every ``refresh`` frames, so a subject that walks in
-is found. Where the boxes would cover more than ``max_area`` of the frame, the subject is large
-enough already and the frame's one look is kept (``--crop auto``).
+Files run both passes per frame (``SubjectCrop.__call__``). Where the boxes would cover more than
+``max_area`` of the frame, the subject is large enough already and the frame's one look is kept
+as it is (``--crop auto``). Live use runs one pass per frame (``SubjectCrop.live``, with
+``LIVE_CROP``): the box comes from the previous frame's matte, and the whole frame is looked at
+again where there is no box and every ``refresh`` frames, so a subject that walks in is found.
 
-The merged prediction is [B,1,gh,gw] instead of [B,1,S,S]; the matte step takes either.
+The matte step takes the merged prediction [B,1,gh,gw] as it takes the network's [B,1,S,S].
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class CropParams:
     feather: float = 0.1  # the crop's weight rises from 0 to 1 over this share of the box from its edges
     grid: float = 2.0  # the merged prediction's long side, in multiples of the network's input size
     refresh: int = 30  # live: the whole frame is looked at again every this many frames
+
+
+# Live use crops wherever a subject is found, with tighter margins: at the live input sizes (128²,
+# 192²) any crop gains the network pixels, and a box that the subject outgrows is set again from
+# the next frame (README, "Small subjects")
+LIVE_CROP = CropParams(max_area=float("inf"), margin=0.08, slack=0.05)
 
 
 def grid_size(height: int, width: int, input_size: int, params: CropParams = CropParams()) -> tuple[int, int]:
@@ -215,12 +223,14 @@ class SubjectCrop:
         """Files: frames [B,H,W,3] uint8 and the network's look at each whole frame, first [B,1,S,S]
         f32 (both on the segmenter's device) -> [B,1,gh,gw] f32 0..1: inside the subject's boxes
         what the network saw there, background outside them; the first look, resized, for
-        frames where the subject is large (or absent)."""
+        frames where the subject is large (or absent). ``first`` itself where no frame of the
+        batch was cropped."""
         self.boxes = [self._track(pred) for pred in first[:, 0].float().cpu().numpy()]
         return self._merge(frames, first, self.boxes)
 
     def live(self, frames: torch.Tensor) -> torch.Tensor:
-        """Live, one pass a frame: frames [1,H,W,3] uint8 -> [1,1,gh,gw] f32 0..1. The network
+        """Live, one pass a frame: frames [1,H,W,3] uint8 -> [1,1,gh,gw] f32 0..1 ([1,1,S,S]
+        where nothing was cropped). The network
         looks at the boxes found in the previous frame's prediction; at the whole frame (and then
         at the boxes it finds there) where there are none, and every ``refresh`` frames."""
         boxes = list(self.tracker.boxes)
@@ -244,14 +254,15 @@ class SubjectCrop:
         return list(self.tracker.update(needed))
 
     def _merge(self, frames: torch.Tensor, first: torch.Tensor, boxes: list[list[Box]]) -> torch.Tensor:
+        if not any(boxes):  # no crop: the first look as it is (the matte step takes either size)
+            return first
         out = resize(first.float(), self.grid)
-        if any(boxes):
-            index = torch.tensor([b for b, frame_boxes in enumerate(boxes) for _ in frame_boxes], device=frames.device)
-            crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]))
-            cropped = merge(crops, boxes, self.height, self.width, self.grid, self.params.feather)
-            for b, frame_boxes in enumerate(boxes):
-                if frame_boxes:
-                    out[b] = cropped[b]
+        index = torch.tensor([b for b, frame_boxes in enumerate(boxes) for _ in frame_boxes], device=frames.device)
+        crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]))
+        cropped = merge(crops, boxes, self.height, self.width, self.grid, self.params.feather)
+        for b, frame_boxes in enumerate(boxes):
+            if frame_boxes:
+                out[b] = cropped[b]
         return out
 
 
