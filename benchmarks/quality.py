@@ -139,13 +139,14 @@ def predict(segmenter: Segmenter, frames: np.ndarray) -> tuple[torch.Tensor, flo
     return preds, (time.perf_counter() - start) / len(frames)
 
 
-def mattes(frames: np.ndarray, config: MatteConfig, preds: torch.Tensor) -> tuple[np.ndarray, float]:
-    """The matte step over precomputed predictions, one frame at a time as the CLI's default batch:
-    alpha [T,H,W] f32, and its seconds per frame."""
+def mattes(frames: np.ndarray, config: MatteConfig, preds: torch.Tensor | list[torch.Tensor]) -> tuple[np.ndarray, float]:
+    """The matte step over precomputed predictions ([T,1,S,S], or T of [1,1,h,w] from the crop
+    pass), one frame at a time as the CLI's default batch: alpha [T,H,W] f32, and its seconds per frame."""
     stage, out = MatteStage(config), []
     start = time.perf_counter()
     for i in range(len(frames)):
-        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i:i + 1], [i])
+        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i].unsqueeze(0) if preds[i].dim() == 3
+                                    else preds[i], [i])
         out += list(alpha[:, 0].numpy()) if keys else []  # the first frames wait for their window
     _, alpha, keys = stage.flush()
     out += list(alpha[:, 0].numpy()) if keys else []
@@ -206,15 +207,16 @@ def change(new: float, old: float) -> str:
     return f"{new:.2f} ({(new / old - 1) * 100:+.0f}%)" if old else f"{new:.2f}"
 
 
-def crop_pass(segmenter: Segmenter, frames: np.ndarray, preds: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+def crop_pass(segmenter: Segmenter, frames: np.ndarray, preds: torch.Tensor) -> tuple[list[torch.Tensor], float, float]:
     """The subject-crop pass over a clip's first predictions, in order as the frame loop runs it:
-    (merged predictions [T,1,gh,gw], its seconds per frame, mean boxes cropped per frame)."""
+    (T predictions [1,1,h,w]: the grid's where it cropped, [1,1,S,S] where not; its seconds per
+    frame; mean boxes cropped per frame)."""
     crop, out, boxes = SubjectCrop(segmenter, *frames.shape[1:3]), [], 0
     start = time.perf_counter()
     for i in range(0, len(frames), 4):
-        out.append(crop(torch.from_numpy(frames[i:i + 4]), preds[i:i + 4]))
+        out += list(crop(torch.from_numpy(frames[i:i + 4]), preds[i:i + 4]).split(1))
         boxes += sum(len(b) for b in crop.boxes)
-    return torch.cat(out), (time.perf_counter() - start) / len(frames), boxes / len(frames)
+    return out, (time.perf_counter() - start) / len(frames), boxes / len(frames)
 
 
 def clip_specs(count: int, sets: list[str]) -> list[tuple[str, Path, tuple[int, int], float]]:

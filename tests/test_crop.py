@@ -239,3 +239,12 @@ def test_files_crop_small_subjects_only_and_live_use_crops_large_ones_too(segmen
     merged = live.live(frames)  # the second frame: its box from the first
     assert len(live.boxes[0]) == 1 and merged.shape[-2:] == grid_size(480, 640, 320)
     assert edge_error(full_res(merged, 480, 640), truth) < edge_error(full_res(first, 480, 640), truth)
+
+
+def test_a_part_that_comes_and_goes_does_not_move_the_subjects_box():
+    tracker = BoxTracker()
+    (subject,) = tracker.update(subject_boxes(blobs((40, 30, 60, 70)), H, W, 320))
+    for frame in range(6):  # a lamp far away, seen in every other frame
+        parts = [(40 + frame % 2, 30, 60 + frame % 2, 70)] + ([(140, 10, 150, 30)] if frame % 2 else [])
+        boxes = tracker.update(subject_boxes(blobs(*parts), H, W, 320))
+        assert boxes[0] == subject and len(boxes) == 1 + frame % 2

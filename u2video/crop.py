@@ -114,8 +114,8 @@ def subject_boxes(pred: np.ndarray, height: int, width: int, input_size: int,
     parts = parts[parts[:, 4] >= params.min_part * parts[:, 4].max()]
     sx, sy = width / pred.shape[1], height / pred.shape[0]
     side = params.min_side * input_size
-    boxes = [_grow((x * sx, y * sy, (x + w) * sx, (y + h) * sy), params.margin, side, params.aspect)
-             for x, y, w, h, _ in parts]
+    boxes = [_grow((float(x * sx), float(y * sy), float((x + w) * sx), float((y + h) * sy)), params.margin, side,
+                   params.aspect) for x, y, w, h, _ in parts.tolist()]
     merged = True
     while merged and len(boxes) > 1:  # overlapping boxes become one
         merged = False
@@ -137,21 +137,22 @@ def subject_boxes(pred: np.ndarray, height: int, width: int, input_size: int,
 
 class BoxTracker:
     """The boxes of successive frames, steadied: ``update`` takes the boxes a frame needs (from
-    ``subject_boxes``) and returns the boxes to crop. A box is kept as long as the one needed
-    in its place lies inside it and fills at least ``keep`` of its area; otherwise it is set
-    afresh (grown by ``slack``). A different number of boxes sets them all afresh."""
+    ``subject_boxes``) and returns the boxes to crop. A box is kept as long as a box needed lies
+    inside it and fills at least ``keep`` of its area; a needed box that no kept box holds so is
+    set afresh (grown by ``slack``), and kept boxes that hold none are dropped: a part that comes
+    and goes (a lamp the network sees in some frames) does not move the others."""
 
     def __init__(self, params: CropParams = CropParams()):
         self.params = params
         self.boxes: list[Box] = []
 
     def update(self, needed: list[Box]) -> list[Box]:
-        if len(needed) != len(self.boxes):
-            self.boxes = [self._set(box) for box in needed]
-            return self.boxes
-        # both sorted by their left edge: the i-th box needed takes the place of the i-th kept
-        self.boxes = [old if _contains(old, new) and _area(new) >= self.params.keep * _area(old) else self._set(new)
-                      for old, new in zip(self.boxes, needed)]
+        boxes: list[Box] = []
+        for new in needed:
+            holds = [old for old in self.boxes if old not in boxes and _contains(old, new)
+                     and _area(new) >= self.params.keep * _area(old)]
+            boxes.append(holds[0] if holds else self._set(new))
+        self.boxes = sorted(boxes)
         return self.boxes
 
     def _set(self, box: Box) -> Box:
