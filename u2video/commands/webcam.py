@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..config import Crop
 from ..terminal import TerminalReporter
-from .options import CropOpt, CrfOpt, DeviceOpt, Fp16Opt, PrecisionOpt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
+from .options import CrfOpt, DeviceOpt, Fp16Opt, PrecisionOpt, ModelOpt, OverwriteOpt, StrictOpt, RuntimeOpt, configs
 
 
 def webcam(
@@ -48,7 +49,10 @@ def webcam(
     refine: Annotated[Optional[bool], typer.Option(
         "--refine/--no-refine", show_default=False,
         help="Edges guided by the full-resolution frame.  [default: refine]")] = None,
-    crop: CropOpt = None,
+    crop: Annotated[Optional[Crop], typer.Option(
+        "--crop", show_default=False,
+        help="auto: the network looks at a box around the subject found in the previous frame (a finer "
+        "matte; slower, see the README's \"Small subjects\"); off: at the whole frame.  [default: off]")] = None,
     crf: CrfOpt = None,
     overwrite: OverwriteOpt = False,
     strict: StrictOpt = False,
