@@ -145,8 +145,8 @@ def mattes(frames: np.ndarray, config: MatteConfig, preds: torch.Tensor | list[t
     stage, out = MatteStage(config), []
     start = time.perf_counter()
     for i in range(len(frames)):
-        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 1]), preds[i].unsqueeze(0) if preds[i].dim() == 3
-                                    else preds[i], [i])
+        pred = preds[i:i + 1] if torch.is_tensor(preds) else preds[i]  # [1,1,h,w] either way
+        _, alpha, keys = stage.push(torch.from_numpy(frames[i:i + 1]), pred, [i])
         out += list(alpha[:, 0].numpy()) if keys else []  # the first frames wait for their window
     _, alpha, keys = stage.flush()
     out += list(alpha[:, 0].numpy()) if keys else []

@@ -264,9 +264,10 @@ def upsample(pred: torch.Tensor, height: int, width: int) -> torch.Tensor:
 class MatteWindow:
     """The sliding window of frames that ``smooth`` needs, kept by the frame loop.
 
-    ``push`` one frame's (item, prediction [1,1,S,S] or of any size, guide [1,1,h,w] from ``small_guide``); it
-    returns (item, smoothed prediction [1,1,S,S]) for each frame whose window is complete, in
-    order. ``flush`` returns the rest at the end. Frames must keep one size. With
+    ``push`` one frame's (item, prediction [1,1,h,w], guide [1,1,h',w'] from ``small_guide``); it
+    returns (item, smoothed prediction at the size of the latest pushed) for each frame whose
+    window is complete, in order. ``flush`` returns the rest at the end. Frames must keep one
+    size; the predictions may change theirs (the crop pass's grid, or the network's S×S). With
     ``lookahead`` False (live use) a frame is finished at once from past frames only.
     """
 

@@ -236,8 +236,7 @@ class SubjectCrop:
         at the boxes it finds there) where there are none, and every ``refresh`` frames."""
         boxes = list(self.tracker.boxes)
         if boxes and self._count % self.params.refresh:
-            crops = self.segmenter.predict_boxes(frames.expand(len(boxes), -1, -1, -1), _tensor(boxes))
-            merged = merge(crops, [boxes], self.height, self.width, self.grid, self.params.feather)
+            merged = self._look_at(frames, [boxes])
             self._track(merged[0, 0].cpu().numpy())  # the next frame's boxes
             self.boxes = [boxes]
         else:
@@ -258,13 +257,18 @@ class SubjectCrop:
         if not any(boxes):  # no crop: the first look as it is (the matte step takes either size)
             return first
         out = resize(first.float(), self.grid)
-        index = torch.tensor([b for b, frame_boxes in enumerate(boxes) for _ in frame_boxes], device=frames.device)
-        crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]))
-        cropped = merge(crops, boxes, self.height, self.width, self.grid, self.params.feather)
+        cropped = self._look_at(frames, boxes)
         for b, frame_boxes in enumerate(boxes):
             if frame_boxes:
                 out[b] = cropped[b]
         return out
+
+    def _look_at(self, frames: torch.Tensor, boxes: list[list[Box]]) -> torch.Tensor:
+        """The network on every box of each frame (``boxes``: one list per frame of ``frames``
+        [B,H,W,3]), merged: [B,1,gh,gw], background outside the boxes."""
+        index = torch.tensor([b for b, frame_boxes in enumerate(boxes) for _ in frame_boxes], device=frames.device)
+        crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]))
+        return merge(crops, boxes, self.height, self.width, self.grid, self.params.feather)
 
 
 def _tensor(boxes: list[Box]) -> torch.Tensor:
