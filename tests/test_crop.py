@@ -157,6 +157,27 @@ def test_two_subjects_far_apart_get_a_crop_each(segmenter):
         assert edge_error(alpha[:, half], truth[:, half]) < 0.6 * edge_error(full_res(first)[:, half], truth[:, half])
 
 
+def test_crops_reach_the_network_in_the_first_looks_batch_and_padding_changes_nothing(segmenter):
+    # OpenVINO compiles and keeps a network for every input shape it is given (a quarter to most
+    # of a GiB each for u2netp), so 3 crops of a 2-frame batch must come as 2 calls of 2
+    frames = torch.from_numpy(np.stack([figure_scene([(200, 400, 200), (1050, 380, 200)], seed=0)[0],
+                                        figure_scene([(640, 380, 200)], seed=1)[0]]))
+    shapes, network = [], segmenter._run
+    try:
+        segmenter._run = lambda x: shapes.append(tuple(x.shape)) or network(x)
+        first = segmenter.predict_lowres(frames)
+        crop = SubjectCrop(segmenter, H, W)
+        crop(frames, first)
+    finally:
+        segmenter._run = network
+    assert [len(b) for b in crop.boxes] == [2, 1]
+    assert shapes == [(2, 3, 320, 320)] * 3  # the first look, then the crops in two calls of 2
+    boxes = torch.tensor([box for frame_boxes in crop.boxes for box in frame_boxes])
+    index = torch.tensor([0, 0, 1])
+    one_at_a_time = segmenter.predict_boxes(frames[index], boxes, batch=1)
+    assert torch.allclose(segmenter.predict_boxes(frames[index], boxes, batch=2), one_at_a_time, atol=1e-4)
+
+
 def test_a_subject_cut_by_the_frame_edge_keeps_its_matte_to_the_edge(segmenter):
     frame, truth = figure_scene([(30, 500, 260)])  # its left side is out of the picture
     first, merged, crop = first_and_cropped(segmenter, frame)

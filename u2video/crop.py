@@ -267,7 +267,8 @@ class SubjectCrop:
         """The network on every box of each frame (``boxes``: one list per frame of ``frames``
         [B,H,W,3]), merged: [B,1,gh,gw], background outside the boxes."""
         index = torch.tensor([b for b, frame_boxes in enumerate(boxes) for _ in frame_boxes], device=frames.device)
-        crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]))
+        # in calls of the frame loop's batch, so the network sees no new input shape
+        crops = self.segmenter.predict_boxes(frames[index], _tensor([box for fb in boxes for box in fb]), len(frames))
         return merge(crops, boxes, self.height, self.width, self.grid, self.params.feather)
 
 

@@ -137,11 +137,16 @@ class Segmenter:
         return self._output(self._run(self.network_input(frames)))  # [B,1,S,S] f32
 
     @torch.inference_mode()
-    def predict_boxes(self, frames: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """The network on a box of each frame: frames [B,H,W,3] uint8 RGB (any device), boxes
-        [B,4] f32 (x0, y0, x1, y1 in pixels, edges; may reach past the frame, which is then
-        extended by repeating its edge pixels) -> saliency [B,1,S,S] f32 0..1 of each box, on
-        self.device. A box of the whole frame gives ``predict_lowres``'s input exactly."""
+    def predict_boxes(self, frames: torch.Tensor, boxes: torch.Tensor, batch: int = 1) -> torch.Tensor:
+        """The network on a box of each frame: frames [N,H,W,3] uint8 RGB (any device), boxes
+        [N,4] f32 (x0, y0, x1, y1 in pixels, edges; may reach past the frame, which is then
+        extended by repeating its edge pixels) -> saliency [N,1,S,S] f32 0..1 of each box, on
+        self.device. A box of the whole frame gives ``predict_lowres``'s input exactly.
+
+        The network runs on ``batch`` boxes at a time (the last call padded with copies), the
+        frame loop's batch: it then never sees an input shape the first look did not, as
+        OpenVINO compiles and keeps a network for each shape (0.25-0.9 GiB more each for u2netp
+        at 320², and a pause of a second or more while it compiles)."""
         x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         height, width = x.shape[-2:]
         boxes = boxes.to(self.device, torch.float32)
@@ -153,8 +158,11 @@ class Segmenter:
         theta[:, 1, 2] = (boxes[:, 1] + boxes[:, 3]) / height - 1
         size = (x.shape[0], 3, self.input_size, self.input_size)
         grid = F.affine_grid(theta, size, align_corners=False)
-        crops = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return self._output(self._run(self._normalise(crops)))
+        crops = self._normalise(F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False))
+        count, batch = crops.shape[0], max(1, batch)
+        if count % batch:
+            crops = torch.cat([crops, crops[-1:].expand(batch - count % batch, -1, -1, -1)])
+        return self._output(torch.cat([self._run(crops[i:i + batch]) for i in range(0, len(crops), batch)])[:count])
 
     def predict_batches(self, batches: Iterable[tuple[torch.Tensor, T]]) -> Iterator[tuple[torch.Tensor, T, torch.Tensor]]:
         """(frames [B,H,W,3] uint8, tag) pairs -> (frames, tag, saliency [B,1,S,S] f32), in the
