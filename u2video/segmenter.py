@@ -110,11 +110,15 @@ class Segmenter:
     def network_input(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: [B,H,W,3] uint8 RGB (any device) -> the network's input [B,3,S,S] f32 on
         self.device: resized and normalised (also what INT8 calibration feeds the network)."""
-        x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()  # [B,3,H,W] 0..255
+        x = self._pixels(frames)
         # Plain bilinear without anti-aliasing, as the authors' script (skimage resize, order 1):
         # their published masks are reproduced 10-40x closer than with an anti-aliased resize.
         return self._normalise(F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                                              align_corners=False))
+
+    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B,H,W,3] uint8 (any device) -> [B,3,H,W] f32 0..255 on self.device."""
+        return frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] f32 0..255 -> the network's input scale."""
@@ -147,7 +151,7 @@ class Segmenter:
         frame loop's batch: it then never sees an input shape the first look did not, as
         OpenVINO compiles and keeps a network for each shape (0.25-0.9 GiB more each for u2netp
         at 320², and a pause of a second or more while it compiles)."""
-        x = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = self._pixels(frames)
         height, width = x.shape[-2:]
         boxes = boxes.to(self.device, torch.float32)
         theta = torch.zeros(x.shape[0], 2, 3, device=self.device)
