@@ -147,13 +147,13 @@ class ElasticField:
 
 def ground_truth_clip(spec: ClipSpec, noise=3.0, seed=0) -> tuple[np.ndarray, np.ndarray, list[str], list[float]]:
     """(decoded H.264 frames [T,H,W,3] uint8, true alpha [T,H,W] f32 0..1, motion labels, the
-    first subject's horizontal position in pixels per frame).
+    last-drawn subject's horizontal position in pixels per frame: the one subject's, if alone).
 
     One subject: at 10% of the width, moving right by ``motion``'s offsets. A group (three
     images, each at most 16% of the width): one on the left moving right and one on the right
-    moving left, by half those offsets, and one in the middle standing still, behind them. Elastic subjects bend by 4% of their height
-    (σ at the 3×3 grid's points), the bend swinging by 0.25 rad on every frame labelled as moving
-    and holding where the subject holds still."""
+    moving left, by half those offsets, and one in the middle standing still, behind them.
+    Elastic subjects bend by 4% of their height (σ at the 3×3 grid's points), the bend swinging
+    by 0.25 rad on every frame labelled as moving and holding where the subject holds still."""
     rng = np.random.default_rng(seed)
     height, width = spec.size
     offsets, labels = motion(width)
@@ -319,7 +319,8 @@ SETS = ("standard", "wide", "elastic", "group")
 
 def clip_specs(count: int, sets: list[str]) -> list[ClipSpec]:
     """Every ground-truth clip of ``sets``, ``count`` reference images in each."""
-    images = sorted((REFERENCE / "images").iterdir())[:count]
+    everything = sorted((REFERENCE / "images").iterdir())
+    images = everything[:count]
     specs = []
     for name in sets:
         if name == "standard":  # the subject 60% of the frame's height
@@ -330,7 +331,6 @@ def clip_specs(count: int, sets: list[str]) -> list[ClipSpec]:
         elif name == "elastic":  # as standard, bending as it moves
             specs += [ClipSpec(name, (image,), (720, 1280), 0.6, elastic=True) for image in images]
         elif name == "group":  # three subjects 45% of the height: this image and the next two
-            everything = sorted((REFERENCE / "images").iterdir())
             specs += [ClipSpec(name, tuple(everything[(i + k) % len(everything)] for k in range(3)), (720, 1280), 0.45)
                       for i in range(len(images))]
         else:
