@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime, VideoFormat
+from .config import (DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime,
+                     TuneConfig, VideoFormat)
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
 __version__ = "0.1.0"
@@ -49,6 +50,13 @@ def compare(*args: Any, **kwargs: Any) -> Any:
     return _compare(*args, **kwargs)
 
 
+def tune(*args: Any, **kwargs: Any) -> Any:
+    """Fine-tune U²-Net on one clip from a few corrected masks; see ``u2video.tuning.train.tune``."""
+    from .tuning import tune as _tune
+
+    return _tune(*args, **kwargs)
+
+
 def load_preset(name_or_path: str) -> Any:
     """A preset by name or .toml path; its ``output_config()`` etc. fill the options. See ``u2video.presets``."""
     from .presets import load_preset as _load
@@ -57,6 +65,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "webcam", "bench", "compare", "load_preset", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
+    "matte", "replace", "webcam", "bench", "compare", "tune", "load_preset", "TuneConfig", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

@@ -135,6 +135,9 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     the line that says what is written."""
     source, output = Path(source), Path(output)
     fmt = video_format(output, command, options.mask_only, options.format, options.crf)
+    if (options.selecting or options.picture) and not fmt.sequence:
+        raise ConfigError(f"--frames, --every and --picture write PNGs named by frame number: give a folder for -o, "
+                          f"not {output.name}")
     if fmt.sequence:
         folder, _ = sequence_target(output)
         prepare_output_folder(folder, reporter)
@@ -149,10 +152,12 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         # the sink first: an encoder or container that can't work fails before the model loads
         if fmt.sequence:
             sink: Sink = PngSequenceSink(output, source, fmt, options.start, options.end, options.max_height,
-                                         options.overwrite)
+                                         options.overwrite, select=options.selects if options.selecting else None)
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
                              source, options.start, options.end, options.max_height, options.overwrite)
+        if options.picture:  # the frames themselves: no network
+            return _write_pictures(video, sink, options, reporter)
         try:
             segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
             reporter.info(segmenter.describe())
@@ -166,9 +171,37 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
             raise
     if not fmt.sequence:
         check_published(output, stats.written)
-    reporter.info(f"wrote {stats.written} ({stats.frames} frames)")
+    reporter.info(f"wrote {stats.written} ({sink.frames if options.selecting else stats.frames} frames)")
+    _say_frames_past_end(options, stats.frames, reporter)
     report_loss(stats.loss, source.name, stats.frames, options.strict, reporter, sink.audio_lost)
     return stats.written
+
+
+def _write_pictures(video: VideoSource, sink: Sink, options: OutputConfig, reporter: Reporter) -> Path:
+    """Every frame of ``video`` the sink picks, as it is (the pictures masks are corrected on)."""
+    reporter.info(f"writing {sink.describe()}")
+    bar = reporter.bar("frames", video.info.frames or None, "frame")
+    try:
+        for frame in video.frames():
+            sink.write(frame.rgb, frame.pts)
+            bar.update(1)
+        written = sink.finish()
+    except BaseException:
+        bar.close()
+        kept = sink.salvage()
+        reporter.warn(f"stopped: {sink.frames} frames were kept in {kept}" if kept else "stopped: nothing was kept")
+        raise
+    bar.close()
+    reporter.info(f"wrote {sink.frames} frames into {written}")
+    _say_frames_past_end(options, video.loss.decoded, reporter)
+    return written
+
+
+def _say_frames_past_end(options: OutputConfig, count: int, reporter: Reporter) -> None:
+    past = [f for f in options.frames or () if f >= count]
+    if past:
+        reporter.warn(f"frame{'s' if len(past) > 1 else ''} {', '.join(map(str, past))} of --frames "
+                      f"{'are' if len(past) > 1 else 'is'} past the clip's end ({count} frames, 0-{count - 1}): not written")
 
 
 def _probed_batch(segmenter: Segmenter, width: int, height: int, reporter: Reporter) -> int:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from .commands import bench, matte, models, presets, replace, webcam
+from .commands import bench, matte, models, presets, replace, tune, webcam
 from .errors import Interrupted, U2VideoError
 from .interrupts import stop_on_signals
 
@@ -95,6 +95,7 @@ app.command("replace")(_user_errors(replace.replace))
 app.command("presets")(_user_errors(presets.presets))
 app.command("webcam")(_user_errors(webcam.webcam))
 app.command("bench")(_user_errors(bench.bench))
+app.command("tune")(_user_errors(tune.tune))
 
 models_app = typer.Typer(help="List, pull, verify and quantize model weights ($U2NET_HOME or ~/.u2net, shared with "
                               "rembg).",

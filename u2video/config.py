@@ -165,8 +165,35 @@ class OutputConfig:
     start: float | None = None  # seconds into the input where output starts (video)
     end: float | None = None  # seconds into the input where output ends (video)
     strict: bool = False  # frames the input lost (damage, truncation) are an error, not a warning
+    # video to PNGs: only these frames (0-based, from the clip's start), or every Nth, each named by
+    # its frame number (masks to correct for ``tune``)
+    frames: tuple[int, ...] | None = None
+    every: int | None = None
+    picture: bool = False  # write the frames themselves, no matte (the pictures masks are corrected on)
+
+    def selects(self, index: int) -> bool:
+        """Whether frame ``index`` (0-based) is written."""
+        if self.frames is not None:
+            return index in self.frames
+        return self.every is None or index % self.every == 0
+
+    @property
+    def selecting(self) -> bool:
+        return self.frames is not None or self.every is not None
 
     def __post_init__(self) -> None:
+        if self.frames is not None:
+            if not self.frames or any(f < 0 for f in self.frames):
+                raise ConfigError("--frames needs frame numbers from 0 up, e.g. --frames 0,40,80")
+            object.__setattr__(self, "frames", tuple(sorted(set(self.frames))))
+        if self.every is not None and self.every < 1:
+            raise ConfigError(f"--every {self.every} must be at least 1: e.g. --every 40")
+        if self.frames is not None and self.every is not None:
+            raise ConfigError("--frames and --every both choose frames: give one of them")
+        if self.selecting and (self.start is not None or self.end is not None):
+            raise ConfigError("--frames/--every count frames from the start of the clip: drop --start/--end")
+        if self.picture and self.mask_only:
+            raise ConfigError("--picture writes the frames themselves and --matte-only the matte: give one of them")
         if self.start is not None and self.start < 0:
             raise ConfigError(f"--start {self.start} is negative: give seconds from the beginning, e.g. 12.5")
         if self.start is not None and self.end is not None and self.end <= self.start:
@@ -177,6 +204,33 @@ class OutputConfig:
             raise ConfigError(f"--end {self.end} must be after the start of the clip: give seconds, e.g. 10")
         if self.max_height is not None and self.max_height < 16:
             raise ConfigError(f"max height {self.max_height} is too small: give at least 16 pixels")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How ``u2video tune`` adapts a network to one clip from a few corrected masks (``tune/``)."""
+
+    base: str = "u2netp"  # the network tuning starts from: a registry name or a .onnx/.pth path
+    steps: int = 100  # optimiser steps (fewer if validation stops it early)
+    input_size: int = 320  # the square size it trains at (the size it will run at)
+    batch: int = 4  # augmented samples per step
+    lr: float = 1e-4  # Adam's learning rate
+    seed: int = 0  # the same seed, masks and clip give the same weights (on the same device)
+    paste: bool = False  # also paste one masked frame's subject onto another masked frame
+    patience: int = 5  # validations without a better held-out matte before it stops (0: never)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"--steps {self.steps} must be at least 1: e.g. 100")
+        if not 32 <= self.input_size <= 2048 or self.input_size % 32:
+            raise ConfigError(f"input size {self.input_size} is not a multiple of 32 between 32 and 2048: "
+                              "use e.g. 320 (the trained size), 256 or 192")
+        if self.batch < 1:
+            raise ConfigError(f"--batch {self.batch} must be at least 1")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"--lr {self.lr} is out of range: give e.g. 1e-4")
+        if self.patience < 0:
+            raise ConfigError(f"--patience {self.patience} is negative: give 0 (never stop early) or more")
 
 
 def with_flags(config: T, **flags: object) -> T:

@@ -62,6 +62,33 @@ def precision_name(dtype: torch.dtype) -> str:
     return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
 
 
+@dataclass
+class TrainingPrecision:
+    """How ``tune`` trains on ``device``: mixed precision (AMP: fp16 autocast and a loss scaler)
+    on CUDA, plain fp32 on the CPU (where half formats are slower)."""
+
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        cuda = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+        self._autocast = dict(device_type=self.device.type, dtype=torch.float16, enabled=cuda)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(**self._autocast)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Backpropagate ``loss`` and step ``optimizer`` (scaled on CUDA, so fp16 gradients do not underflow)."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    @property
+    def name(self) -> str:
+        return "AMP fp16" if self.device.type == "cuda" else "fp32"
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (timing needs it on CUDA; the CPU is synchronous)."""
     if device.type == "cuda":

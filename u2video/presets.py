@@ -27,7 +27,8 @@ from .errors import ConfigError
 T = TypeVar("T")
 _SECTIONS = {"format", "output", "model", "device", "matte"}
 _TOP = {"description", "command", "background"}
-_PER_RUN = frozenset({"overwrite", "start", "end"})  # flags only: a preset must not overwrite or trim
+# flags only: a preset must not overwrite, trim or pick frames
+_PER_RUN = frozenset({"overwrite", "start", "end", "frames", "every", "picture"})
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """How library code reports to whoever runs it, without printing.
 
 The CLI passes a ``Reporter`` that prints and draws tqdm bars; Python callers get ``SilentReporter``
-unless they pass their own. A bar only needs ``update(n)`` and ``close()`` (a tqdm has both).
+unless they pass their own. A bar only needs ``update(n)``, ``set_postfix_str(s)`` and ``close()`` (a tqdm has them).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from typing import Protocol
 
 class Bar(Protocol):
     def update(self, n: int = 1) -> object: ...
+
+    def set_postfix_str(self, s: str = "") -> object:
+        """Text after the counts (e.g. the current loss)."""
 
     def close(self) -> None: ...
 
@@ -28,6 +31,9 @@ class Reporter(Protocol):
 
 class _SilentBar:
     def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "") -> None:
         pass
 
     def close(self) -> None:

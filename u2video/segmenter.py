@@ -26,6 +26,19 @@ _MEAN = (0.485, 0.456, 0.406)  # ImageNet, as the authors' test script
 _STD = (0.229, 0.224, 0.225)
 
 
+def normalise(x: torch.Tensor, normalization: Normalization, mean: torch.Tensor | None = None,
+              std: torch.Tensor | None = None) -> torch.Tensor:
+    """[B,3,S,S] f32 RGB 0..255 -> the network's input scale (``tune`` trains on the same).
+    ``mean``/``std``: the ImageNet ones as [1,3,1,1] on x's device, when the caller keeps them."""
+    if normalization is Normalization.REFERENCE:
+        x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+    else:
+        x = x / 255.0
+    mean = torch.tensor(_MEAN, device=x.device).view(1, 3, 1, 1) if mean is None else mean
+    std = torch.tensor(_STD, device=x.device).view(1, 3, 1, 1) if std is None else std
+    return (x - mean) / std
+
+
 @dataclass
 class Segmenter:
     """A loaded U²-Net on a device, with its input recipe.
@@ -122,11 +135,7 @@ class Segmenter:
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] f32 0..255 -> the network's input scale."""
-        if self.normalization is Normalization.REFERENCE:
-            x = x / x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-        else:
-            x = x / 255.0
-        return (x - self._mean) / self._std
+        return normalise(x, self.normalization, self._mean, self._std)
 
     def _output(self, pred: torch.Tensor) -> torch.Tensor:
         if self.normalization is Normalization.REFERENCE:

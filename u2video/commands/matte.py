@@ -9,7 +9,7 @@ import typer
 
 from ..terminal import TerminalReporter
 from .options import (BatchOpt, DeviceOpt, RuntimeOpt, EndOpt, Fp16Opt, PrecisionOpt, InputSizeOpt, ModelOpt, NormalizationOpt,
-                      OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, CropOpt, SmoothOpt, StartOpt, configs)
+                      OverwriteOpt, StrictOpt, PresetOpt, RefineOpt, CropOpt, SmoothOpt, StartOpt, configs, frame_numbers)
 
 
 def matte(
@@ -22,6 +22,14 @@ def matte(
     mask_only: Annotated[Optional[bool], typer.Option(
         "--mask-only", "--matte-only", help="Write the grey mask/matte instead of the RGBA cut-out.",
         show_default=False)] = None,
+    frames: Annotated[Optional[str], typer.Option(
+        "--frames", metavar="N,N,...", help="Video to a folder: only these frames (0-based), each PNG named by its "
+        "frame number (00040.png): masks to correct for `u2video tune`.", show_default=False)] = None,
+    every: Annotated[Optional[int], typer.Option(
+        "--every", min=1, help="Video to a folder: every Nth frame (0, N, 2N...), named by frame number.",
+        show_default=False)] = None,
+    picture: Annotated[bool, typer.Option(
+        "--picture", help="Video to a folder: the frames themselves, no matte (the pictures to correct masks on).")] = False,
     preset: PresetOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -42,12 +50,14 @@ def matte(
     """Cut the subject out: video or images with alpha, or the grey matte. Audio is kept.
 
     Examples: u2video matte clip.mp4 -o clip.mov; u2video matte clip.mp4 -o clip.webm;
-    u2video matte photo.jpg -o photo.png; u2video matte clip.mp4 -o matte.mkv --matte-only
+    u2video matte photo.jpg -o photo.png; u2video matte clip.mp4 -o matte.mkv --matte-only;
+    u2video matte clip.mp4 -o masks/ --matte-only --frames 0,40,80 (and -o frames/ --picture: the frames)
     """
     from ..api import matte as run_matte  # torch loads here, not for --help
 
     _, model_cfg, device_cfg, output_cfg, matte_cfg = configs(
         "matte", preset, model=model, input_size=input_size, normalize=normalize, device=device, precision=precision, fp16=fp16,
-        batch=batch, runtime=runtime, smooth=smooth, refine=refine, crop=crop, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end)
+        batch=batch, runtime=runtime, smooth=smooth, refine=refine, crop=crop, mask_only=mask_only, overwrite=overwrite or None, strict=strict or None, start=start, end=end,
+        frames=frame_numbers(frames), every=every, picture=picture or None)
     run_matte(inputs, output, model=model_cfg, device=device_cfg, options=output_cfg, matte_config=matte_cfg,
               reporter=TerminalReporter())

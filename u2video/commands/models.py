@@ -11,9 +11,11 @@ from ..terminal import TerminalReporter
 
 
 def list_models() -> None:
-    """List the models: name, whether present and verified, and path in the store. Exits with
-    an error (4) if a file in the store is damaged."""
+    """List the models: name, whether present and verified, and path in the store; then the tuned
+    models (`u2video tune`) in the store and in the current folder. Exits with an error (4) if a
+    file in the store is damaged."""
     from ..errors import ModelError
+    from ..model.tuned import list_tuned
     from ..model.weights import list_store, store_dir
 
     typer.echo(f"store: {store_dir()}  (set U2NET_HOME to move it; shared with rembg)")
@@ -23,6 +25,11 @@ def list_models() -> None:
         typer.echo(f"{entry.spec.name:<16} {state:<12} {entry.path}  - {entry.spec.description}")
         if entry.present and not entry.verified:
             damaged.append(entry.spec.name)
+    for tuned in list_tuned():
+        p = tuned.provenance
+        frames = ",".join(map(str, p.get("clip", {}).get("frames_used", [])))
+        typer.echo(f"{tuned.path.stem:<16} {'tuned':<12} {tuned.path}  - tuned from {p.get('base', {}).get('name')} "
+                   f"on {p.get('clip', {}).get('name')} (frames {frames}; {p.get('steps_run')} steps)")
     if damaged:
         raise ModelError(f"{', '.join(damaged)} in the store failed the checksum: run `u2video models verify "
                          f"{damaged[0]}` for what to do")

@@ -15,8 +15,9 @@ from ..errors import ConfigError
 from ..presets import Preset, load_preset
 
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Model name from `u2video models` (u2netp, u2net, u2net_human_seg, silueta) "
-    "or a path to a .onnx/.pth file.  [default: u2netp]", show_default=False)]
+    "--model", "-m", help="Model name from `u2video models` (u2netp, u2net, u2net_human_seg, silueta, or a tuned "
+    "model in the store) or a path to a .onnx/.pth file (e.g. from `u2video tune`).  [default: u2netp]",
+    show_default=False)]
 DeviceOpt = Annotated[Optional[DeviceKind], typer.Option(
     "--device", help="Where the network runs.  [default: auto]", show_default=False)]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
@@ -69,6 +70,16 @@ CropOpt = Annotated[Optional[Crop], typer.Option(
     "--crop", show_default=False,
     help="Video: where the subject is small in the frame, the network looks again at a box around it "
     "(auto), or only at the whole frame (off).  [default: auto]")]
+
+
+def frame_numbers(text: str | None) -> tuple[int, ...] | None:
+    """"0,40,80" -> (0, 40, 80); ConfigError for anything else."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--frames {text!r} is not a list of frame numbers: give e.g. --frames 0,40,80") from None
 
 
 def configs(command: str, preset_name: str | None, *, model: str | None, input_size: int | None,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -371,7 +372,8 @@ class VideoSink:
 
 class PngSequenceSink:
     """One PNG per frame (RGBA, RGB or grey), numbered from 0, into a folder or a %d pattern,
-    and the source's audio as WAV files beside them. Each PNG is written whole and then
+    and the source's audio as WAV files beside them (or, with ``select``, the frames it picks,
+    named by their index, and no audio). Each PNG is written whole and then
     published, so the frames written before a failure are complete and are kept. A locked
     marker file in the folder tells other runs (and a later one, if this one dies) that a
     sequence is being written there.
@@ -382,7 +384,7 @@ class PngSequenceSink:
 
     def __init__(self, target: Path, source: Path | None = None, fmt: VideoFormat | None = None,
                  start: float | None = None, end: float | None = None, max_height: int | None = None,
-                 overwrite: bool = False, encoders: int | None = None):
+                 overwrite: bool = False, encoders: int | None = None, select: Callable[[int], bool] | None = None):
         self.folder, self.pattern = sequence_target(target)
         self.folder.mkdir(parents=True, exist_ok=True)
         if any(is_sequence_marker(p) and not is_abandoned(p) for p in self.folder.iterdir()):
@@ -400,12 +402,19 @@ class PngSequenceSink:
         self._workers = encoders or cpu_threads()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="u2video-png")
         self._pending: deque[Future[Path]] = deque()  # frames self.frames, self.frames + 1, ... in flight
+        # ``select``: only the frames it picks (by 0-based index), each named by its index, no audio
+        self._select = select
+        self._index = 0  # the next frame's index
 
     def describe(self) -> str:
+        if self._select is not None:
+            return f"{self.folder / self.pattern}: PNGs of the chosen frames, named by frame number (from 0)"
         return f"{self.folder / self.pattern}: PNG frames, audio as WAV beside them if the input has any"
 
     def write(self, pixels: np.ndarray, pts: int | None) -> None:
-        index = self.frames + len(self._pending)
+        index, self._index = self._index, self._index + 1
+        if self._select is not None and not self._select(index):
+            return
         self._pending.append(self._pool.submit(self._write_frame, np.array(pixels, copy=True), index))
         while self._pending and (self._pending[0].done() or len(self._pending) > 2 * self._workers):
             self._pending[0].result()  # a worker's error (a full disk) is raised here
@@ -451,6 +460,10 @@ class PngSequenceSink:
         failure = self._settle_frames()
         if failure is not None:
             raise failure
+        if self._select is not None:  # chosen frames: no audio, and what else is in the folder stays
+            self._marker.discard()
+            self._finished = True
+            return self.folder
         source, fmt, start, end = self._audio_args
         audio, self.audio_lost = (write_audio_files(source, self.folder, fmt, start, end, self._overwrite)
                                   if source and fmt else ([], []))

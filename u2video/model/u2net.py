@@ -108,7 +108,8 @@ _U2NETP_STAGES = {
 class _U2NetBase(nn.Module):
     """Two-level U-structure: six encoder stages, five decoder stages, six side outputs
     fused by a 1x1 conv. ``forward`` returns the fused map d0 as a sigmoid, [B,1,H,W] in 0..1;
-    ``forward_all`` returns (d0, d1, ..., d6) like the authors' code."""
+    ``forward_all`` returns (d0, d1, ..., d6) like the authors' code, ``side_logits`` the same
+    before the sigmoid."""
 
     def __init__(self, stages: dict[str, tuple[int, int, int, int, bool]]):
         super().__init__()
@@ -119,7 +120,9 @@ class _U2NetBase(nn.Module):
             self.add_module(f"side{i}", nn.Conv2d(ch, 1, 3, padding=1))
         self.outconv = nn.Conv2d(6, 1, 1)
 
-    def _side_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def side_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """x: [B,3,H,W] normalised image -> [d0 fused, d1..d6 side outputs], each [B,1,H,W] logits
+        (before the sigmoid): what the training loss takes (``tune``)."""
         hx1 = self.stage1(x)
         hx2 = self.stage2(F.max_pool2d(hx1, 2, 2, ceil_mode=True))
         hx3 = self.stage3(F.max_pool2d(hx2, 2, 2, ceil_mode=True))
@@ -142,11 +145,11 @@ class _U2NetBase(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B,3,H,W] normalised image -> fused saliency d0: [B,1,H,W] in 0..1."""
-        return torch.sigmoid(self._side_logits(x)[0])
+        return torch.sigmoid(self.side_logits(x)[0])
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """All seven outputs (d0 fused, d1..d6 side), each [B,1,H,W] sigmoid, as the authors return."""
-        return tuple(torch.sigmoid(d) for d in self._side_logits(x))
+        return tuple(torch.sigmoid(d) for d in self.side_logits(x))
 
 
 class U2NET(_U2NetBase):

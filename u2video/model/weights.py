@@ -71,7 +71,8 @@ def lookup(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(MODELS)
         raise ModelError(
-            f"unknown model '{name}': use one of {known}, or a path to a .onnx or .pth file"
+            f"unknown model '{name}': use one of {known}, a tuned model from `u2video models`, or a path to a "
+            ".onnx or .pth file"
         ) from None
 
 
@@ -149,15 +150,19 @@ class ResolvedWeights:
 
 
 def resolve(model: str, reporter: Reporter | None = None) -> ResolvedWeights:
-    """A registry name (downloaded and verified as needed) or a path to a .onnx/.pth file."""
+    """A registry name (downloaded and verified as needed), a tuned model's name in the store, or a
+    path to a .onnx/.pth file (a tuned one checked against its sidecar)."""
     if model in MODELS:
         spec = MODELS[model]
         return ResolvedWeights(pull(spec, reporter), spec, spec.architecture)
-    path = Path(model).expanduser()
+    from .tuned import check_tuned, tuned_in_store  # tuned.py builds on this module
+
+    path = tuned_in_store(model) or Path(model).expanduser()
     if path.suffix.lower() in (".onnx", ".pth", ".pt"):
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist: check the path")
-        return ResolvedWeights(path, None, None)
+        # a tuned model's sidecar names its architecture, once its md5 matched the weights
+        return ResolvedWeights(path, None, check_tuned(path) if path.suffix.lower() != ".onnx" else None)
     lookup(model)  # raises the unknown-name error
     raise AssertionError("unreachable")
 
