@@ -119,11 +119,12 @@ def augment(frames: torch.Tensor, masks: torch.Tensor, size: int, generator: tor
     contrast = _uniform(n, 1 - params.contrast, 1 + params.contrast, generator).view(n, 1, 1, 1).to(device)
     saturation = _uniform(n, 1 - params.saturation, 1 + params.saturation, generator).view(n, 1, 1, 1).to(device)
     hue = _hue_matrices(_uniform(n, -params.hue, params.hue, generator)).to(device)
-    x = torch.einsum("nij,njhw->nihw", hue, x) * gain
-    grey = x.mean(dim=1, keepdim=True)
-    x = grey + (x - grey) * saturation
-    mean = grey.mean(dim=(2, 3), keepdim=True)
-    x = (x - mean) * contrast + mean
+    if params.brightness or params.contrast or params.saturation or params.hue:  # else exactly as warped
+        x = torch.einsum("nij,njhw->nihw", hue, x) * gain
+        grey = x.mean(dim=1, keepdim=True)
+        x = grey + (x - grey) * saturation
+        mean = grey.mean(dim=(2, 3), keepdim=True)
+        x = (x - mean) * contrast + mean
     blurred = torch.rand(n, generator=generator) < params.blur
     sigmas = _uniform(n, 0.3, max(0.3, params.blur_sigma), generator)
     noisy = torch.rand(n, generator=generator) < params.noise
