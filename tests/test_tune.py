@@ -209,8 +209,10 @@ def test_the_tuned_model_loads_with_model_and_its_sidecar_is_checked(clip, tuned
 
 def test_tuning_is_reproducible_with_its_seed(clip, tmp_path, u2netp_store):
     masks = write_masks(tmp_path / "masks", (0, 10))
-    made = [tune(clip, masks, tmp_path / f"{name}.pth", TuneConfig(steps=3, seed=seed, **FAST), DeviceKind.CPU).path
-            for name, seed in (("a", 0), ("b", 0), ("c", 1))]
+    import u2video  # the public API
+
+    made = [u2video.tune(clip, masks, tmp_path / f"{name}.pth", TuneConfig(steps=3, seed=seed, **FAST),
+                         DeviceKind.CPU).path for name, seed in (("a", 0), ("b", 0), ("c", 1))]
     a, b, c = (torch.load(p, weights_only=True) for p in made)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -300,3 +302,50 @@ def test_matte_exports_chosen_frames_named_by_number(clip, tmp_path, u2netp_stor
         assert np.array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), scene(index)[0])
     # the exported masks are what tune reads
     assert load_training_frames(clip, out).indices == [0, 7, 12]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_tuning_on_cuda_with_mixed_precision(clip, tmp_path, u2netp_store):
+    """On CUDA (AMP: fp16 autocast, a loss scaler) the loss falls as on the CPU and the model
+    loads back for the CPU path."""
+    made = tune(clip, write_masks(tmp_path / "masks"), tmp_path / "cuda.pth",
+                TuneConfig(steps=30, patience=0, **FAST), DeviceKind.CUDA)
+    p = made.provenance
+    assert p["device"] == "cuda" and p["precision"] == "AMP fp16"
+    losses = [loss for _, loss in p["losses"]["train"]]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0], losses
+    truth = np.stack([scene(i)[1] for i in range(N)]).astype(np.float32)
+    assert np.abs(mattes(clip, str(made.path)) - truth).mean() < np.abs(mattes(clip, "u2netp") - truth).mean()
+
+
+def test_frame_choices_that_cannot_work_are_one_line_errors(clip, tmp_path):
+    cv2.imwrite(str(tmp_path / "still.png"), scene(0)[0])
+    cases = [
+        (["matte", str(clip), "-o", str(tmp_path / "x.mov"), "--frames", "1"], "give a folder for -o"),
+        (["matte", str(tmp_path / "still.png"), "-o", str(tmp_path / "out"), "--frames", "1"], "give one video file"),
+        (["matte", str(clip), "-o", str(tmp_path / "y"), "--frames", "1", "--start", "0.1"], "drop --start/--end"),
+        (["matte", str(clip), "-o", str(tmp_path / "z"), "--frames", "1", "--every", "2"], "give one of them"),
+        (["matte", str(clip), "-o", str(tmp_path / "w"), "--frames", "one"], "is not a list of frame numbers"),
+        (["matte", str(clip), "-o", str(tmp_path / "v"), "--picture", "--matte-only"], "give one of them"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    assert not any((tmp_path / name).exists() for name in ("x.mov", "out", "y", "z", "w", "v"))
+
+
+def test_the_demo_masks_cover_the_ball_and_the_box():
+    """samples/tune_demo.py's masks: what render_still draws as the ball (red) and the box (blue),
+    and nothing else, in every frame of the pan."""
+    from u2video.media.demo import _roll, objects_mask, render_still
+
+    still = render_still(360, 480).astype(int)
+    red = still[..., 0] > 3 * still[..., 1]  # the ball, shaded (the table and the shadow are brownish)
+    blue = still[..., 2] > still[..., 0] + 80
+    for frame in (0, 30):
+        mask = objects_mask(360, 480, frame)
+        drawn = np.roll(red | blue, _roll(480, frame), axis=1)
+        assert (drawn & mask).sum() / drawn.sum() > 0.97  # the objects are in the mask...
+        assert (drawn & mask).sum() / mask.sum() > 0.9  # ...and the mask is the objects

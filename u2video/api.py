@@ -240,6 +240,8 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
     if _is_one_video(inputs):
         return [matte_video(inputs[0], output, model=model, device=device, options=options,
                             matte_config=matte_config, reporter=reporter)]
+    if options.selecting or options.picture:
+        raise ConfigError("--frames, --every and --picture pick frames of a video: give one video file")
     jobs = plan_images(inputs, output, options, reporter=reporter)
     return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, options, reporter)
 

@@ -22,9 +22,9 @@ def tune(
     base: Annotated[str, typer.Option("--base", help="The model to start from: a name from `u2video models` or a "
                                                     ".onnx/.pth path.")] = "u2netp",
     steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps (fewer if the held-out mask "
-                                                             "stops improving).")] = 100,
+                                                             "stops improving).")] = 60,
     input_size: Annotated[int, typer.Option("--input-size", min=32, max=2048,
-                                            help="Square size it trains at: the size it will run at.")] = 320,
+                                            help="Square size it trains at; run it at the same --input-size.")] = 320,
     batch: Annotated[int, typer.Option("--batch", min=1, max=256, help="Augmented samples per step.")] = 4,
     lr: Annotated[float, typer.Option("--lr", help="Adam's learning rate.")] = 1e-4,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: the same inputs and seed give the same "
@@ -38,9 +38,11 @@ def tune(
 ) -> None:
     """Fine-tune U²-Net on a few corrected masks of one clip, for mattes of that footage.
 
-    The loop: u2video matte clip.mp4 -o masks/ --matte-only --frames 0,40,80,120,160; correct the
-    PNGs in any paint program; u2video tune clip.mp4 --masks masks/ -o clip.pth; u2video matte
-    clip.mp4 -o clip.mov --model clip.pth
+    Export masks: u2video matte clip.mp4 -o masks/ --matte-only --frames 0,40,80,120,160
+
+    Correct them in any paint program (white = subject), then: u2video tune clip.mp4 --masks masks/ -o clip.pth
+
+    Use it: u2video matte clip.mp4 -o clip.mov --model clip.pth
     """
     from ..config import DeviceKind, TuneConfig
     from ..tuning import tune as run_tune

@@ -39,6 +39,22 @@ def render_still(height: int = 480, width: int = 640, seed: int = 7) -> np.ndarr
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def objects_mask(height: int = 480, width: int = 640, frame: int = 0) -> np.ndarray:
+    """[H,W] bool: where the ball and the box are in ``render_still`` (the ball's shadow is not
+    an object), in frame ``frame`` of ``write_clip``'s roll: the masks a user who wants both
+    objects would paint for ``u2video tune``."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    objects = np.sqrt((xx - width * 0.45) ** 2 + (yy - height * 0.52) ** 2) < height * 0.22
+    horizon = int(height * 0.62)
+    x0, y0 = int(width * 0.7), int(horizon - height * 0.12)
+    objects[y0:horizon + 10, x0:x0 + 90] = True  # as render_still draws the box
+    return np.roll(objects, _roll(width, frame), axis=1)
+
+
+def _roll(width: int, frame: int) -> int:
+    return int(width * 0.02 * frame)
+
+
 def write_clip(path: Path, frames: int = 75, size: tuple[int, int] = (360, 480), rate: int = 25,
                audio: bool = True, rotation: int = 0, pix_fmt: str = "yuv420p",
                timestamps: Sequence[float] | None = None) -> Path:
@@ -61,7 +77,7 @@ def write_clip(path: Path, frames: int = 75, size: tuple[int, int] = (360, 480),
         if sound is not None:
             sound.layout = "stereo"
         for i, t in enumerate(times):
-            frame = av.VideoFrame.from_ndarray(np.roll(still, int(width * 0.02 * i), axis=1), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.roll(still, _roll(width, i), axis=1), format="rgb24")
             frame.pts, frame.time_base = round(t / time_base), time_base
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
