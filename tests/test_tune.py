@@ -349,3 +349,22 @@ def test_the_demo_masks_cover_the_ball_and_the_box():
         drawn = np.roll(red | blue, _roll(480, frame), axis=1)
         assert (drawn & mask).sum() / drawn.sum() > 0.97  # the objects are in the mask...
         assert (drawn & mask).sum() / mask.sum() > 0.9  # ...and the mask is the objects
+
+
+def test_exported_mattes_are_a_full_runs_and_the_loop_stops_after_the_last_chosen_frame(clip, tmp_path, u2netp_store):
+    """With the defaults (smoothing looks 6 frames ahead), --frames 3,5 gives frames 3 and 5 of a
+    full run's matte, and the loop reads only the frames up to 5 + 6."""
+    runner = CliRunner()
+    full = tmp_path / "full.mkv"
+    result = runner.invoke(app, ["matte", str(clip), "-o", str(full), "--matte-only", "--input-size", "64"])
+    assert result.exit_code == 0, result.output
+    with av.open(str(full)) as container:
+        whole = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert len(whole) == N
+    out = tmp_path / "masks"
+    result = runner.invoke(app, ["matte", str(clip), "-o", str(out), "--matte-only", "--frames", "3,5",
+                                 "--input-size", "64"])
+    assert result.exit_code == 0, result.output
+    for index in (3, 5):
+        assert np.array_equal(cv2.imread(str(out / f"{index:05d}.png"), cv2.IMREAD_UNCHANGED), whole[index])
+    assert "12/12" in result.output and f"{N}/{N}" not in result.output  # frames 0-11 went through the loop

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +30,7 @@ from .media.files import check_output, check_published, ensure_writable_dir
 from .media.images import ALPHA_SUFFIXES, IMAGE_SUFFIXES, is_image, read_image, write_image
 from .media.leftovers import recover_leftovers
 from .media.probe import MediaKind, probe
-from .media.source import FrameLoss, VideoSource
+from .media.source import DecodedFrame, FrameLoss, VideoSource
 from .media.writers import PngSequenceSink, Sink, VideoSink
 from .alpha import MatteStage
 from .crop import LIVE_CROP, SubjectCrop
@@ -165,7 +165,9 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
             reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
             batch = device.batch or _probed_batch(segmenter, info.width, info.height, reporter)
             crop = SubjectCrop(segmenter, info.height, info.width) if matte_config.crop is Crop.AUTO else None
-            stats = run_video(video, segmenter, MatteStage(matte_config), render, sink, batch, reporter, crop=crop)
+            # --frames: the loop stops once the last chosen frame's smoothing window is full
+            frames = _FirstFrames(video, max(options.frames) + matte_config.smooth + 1) if options.frames else video
+            stats = run_video(frames, segmenter, MatteStage(matte_config), render, sink, batch, reporter, crop=crop)
         except BaseException:
             sink.salvage()  # stopped before the loop: removes the empty file (run_video settles it otherwise)
             raise
@@ -175,6 +177,23 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     _say_frames_past_end(options, stats.frames, reporter)
     report_loss(stats.loss, source.name, stats.frames, options.strict, reporter, sink.audio_lost)
     return stats.written
+
+
+class _FirstFrames:
+    """A VideoSource's first ``count`` frames, as the frame loop reads a source (``info``,
+    ``frames()``, ``loss``): what came after them is not decoded, so nothing is counted lost."""
+
+    def __init__(self, video: VideoSource, count: int):
+        self._video, self._count = video, count
+        self.info = dataclasses.replace(video.info, frames=min(video.info.frames or count, count))
+        self.loss = FrameLoss()
+
+    def frames(self) -> Iterator[DecodedFrame]:
+        for index, frame in enumerate(self._video.frames()):
+            yield frame
+            if index + 1 >= self._count:
+                return
+        self.loss = self._video.loss  # the clip ended first: what it lost counts
 
 
 def _write_pictures(video: VideoSource, sink: Sink, options: OutputConfig, reporter: Reporter) -> Path:
