@@ -302,6 +302,11 @@ def test_matte_exports_chosen_frames_named_by_number(clip, tmp_path, u2netp_stor
         assert np.array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), scene(index)[0])
     # the exported masks are what tune reads
     assert load_training_frames(clip, out).indices == [0, 7, 12]
+    # pictures of chosen frames: the clip is read up to the last of them only
+    result = runner.invoke(app, ["matte", str(clip), "-o", str(tmp_path / "two"), "--picture", "--frames", "2,7"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["00002.png", "00007.png"]
+    assert "8/8" in result.output and f"{N}/{N}" not in result.output
 
 
 @pytest.mark.gpu

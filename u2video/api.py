@@ -156,8 +156,11 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         else:
             sink = VideoSink(output, fmt, info.width, info.height, info.rate, info.time_base,
                              source, options.start, options.end, options.max_height, options.overwrite)
+        # --frames: the clip is read up to the last chosen frame (and, for mattes, its smoothing window)
+        needed = max(options.frames) + 1 + (0 if options.picture else matte_config.smooth) if options.frames else 0
+        frames = _FirstFrames(video, needed) if needed else video
         if options.picture:  # the frames themselves: no network
-            return _write_pictures(video, sink, options, reporter)
+            return _write_pictures(frames, sink, options, reporter)
         try:
             segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
             reporter.info(segmenter.describe())
@@ -165,8 +168,6 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
             reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
             batch = device.batch or _probed_batch(segmenter, info.width, info.height, reporter)
             crop = SubjectCrop(segmenter, info.height, info.width) if matte_config.crop is Crop.AUTO else None
-            # --frames: the loop stops once the last chosen frame's smoothing window is full
-            frames = _FirstFrames(video, max(options.frames) + matte_config.smooth + 1) if options.frames else video
             stats = run_video(frames, segmenter, MatteStage(matte_config), render, sink, batch, reporter, crop=crop)
         except BaseException:
             sink.salvage()  # stopped before the loop: removes the empty file (run_video settles it otherwise)
@@ -196,13 +197,15 @@ class _FirstFrames:
         self.loss = self._video.loss  # the clip ended first: what it lost counts
 
 
-def _write_pictures(video: VideoSource, sink: Sink, options: OutputConfig, reporter: Reporter) -> Path:
+def _write_pictures(video: VideoSource | _FirstFrames, sink: Sink, options: OutputConfig, reporter: Reporter) -> Path:
     """Every frame of ``video`` the sink picks, as it is (the pictures masks are corrected on)."""
     reporter.info(f"writing {sink.describe()}")
     bar = reporter.bar("frames", video.info.frames or None, "frame")
+    count = 0
     try:
         for frame in video.frames():
             sink.write(frame.rgb, frame.pts)
+            count += 1
             bar.update(1)
         written = sink.finish()
     except BaseException:
@@ -212,7 +215,7 @@ def _write_pictures(video: VideoSource, sink: Sink, options: OutputConfig, repor
         raise
     bar.close()
     reporter.info(f"wrote {sink.frames} frames into {written}")
-    _say_frames_past_end(options, video.loss.decoded, reporter)
+    _say_frames_past_end(options, count, reporter)
     return written
 
 
