@@ -24,7 +24,7 @@ from ..config import DeviceKind, Normalization, TuneConfig
 from ..device import TrainingPrecision, pick_device
 from ..errors import ConfigError
 from ..media.files import check_output, ensure_writable_dir
-from ..model.tuned import TunedModel, save_tuned
+from ..model.tuned import TunedModel, save_tuned, sidecar_of
 from ..model.u2net import ARCHITECTURES
 from ..model.weights import file_md5, load_network
 from ..progress import Reporter, SilentReporter
@@ -98,7 +98,7 @@ def tune(clip: str | os.PathLike, masks: str | os.PathLike, output: str | os.Pat
         "seconds": round(time.perf_counter() - start, 1),
     }
     tuned = save_tuned(network.cpu(), output, provenance, overwrite)
-    reporter.info(f"wrote {tuned.path} (and {tuned.path.with_suffix('.json').name}): {result['steps_run']} steps in "
+    reporter.info(f"wrote {tuned.path} (and {sidecar_of(tuned.path).name}): {result['steps_run']} steps in "
                   f"{provenance['seconds']:.0f} s" + (
                       f", held-out frame {result['validation_frame']}: MAD {result['validation'][0][1]:.4f} -> "
                       f"{min(v for _, v in result['validation']):.4f}" if result["validation"] else ""))
