@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from .backgrounds import parse_background
+from .batch import BatchFailed, BatchSummary, VideoJob, expand_inputs, plan_videos, run_batch
 from .compose import Compositor, to_matte, to_rgba
-from .config import Crop, DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision, Runtime
+from .config import ClusterConfig, Crop, DeviceConfig, MatteConfig, ModelConfig, OutputConfig, Precision, Runtime
 from .errors import ConfigError, FramesLost, MediaError, ModelError
 from .interrupts import uninterrupted
 from .media.audio import describe_audio_loss
@@ -129,10 +130,25 @@ def report_loss(loss: FrameLoss, name: str, written: int, strict: bool, reporter
 
 def process_video(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
                   model: ModelConfig, device: DeviceConfig, options: OutputConfig, matte_config: MatteConfig,
-                  reporter: Reporter, note: str = "") -> Path:
+                  reporter: Reporter, note: str = "", segmenter: Segmenter | None = None) -> Path:
+    """``video_run`` for callers that need only where the output went."""
+    return video_run(source, output, command, render, model=model, device=device, options=options,
+                     matte_config=matte_config, reporter=reporter, note=note, segmenter=segmenter).path
+
+
+@dataclass(frozen=True)
+class VideoDone:
+    path: Path  # where the output went
+    frames: int  # frames written
+
+
+def video_run(source: str | os.PathLike, output: str | os.PathLike, command: str, render: Render, *,
+              model: ModelConfig, device: DeviceConfig, options: OutputConfig, matte_config: MatteConfig,
+              reporter: Reporter, note: str = "", segmenter: Segmenter | None = None) -> VideoDone:
     """The video path shared by ``matte`` and ``replace``: every check that can fail runs before
     the first frame is processed, then ``pipeline.run_video`` does the work. ``note`` is added to
-    the line that says what is written."""
+    the line that says what is written; ``segmenter``: a network loaded already (batches load it
+    once), else it is loaded from ``model`` and ``device``."""
     source, output = Path(source), Path(output)
     fmt = video_format(output, command, options.mask_only, options.format, options.crf)
     if (options.selecting or options.picture) and not fmt.sequence:
@@ -160,10 +176,10 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
         needed = max(options.frames) + 1 + (0 if options.picture else matte_config.smooth) if options.frames else 0
         frames = _FirstFrames(video, needed) if needed else video
         if options.picture:  # the frames themselves: no network
-            return _write_pictures(frames, sink, options, reporter)
+            return VideoDone(_write_pictures(frames, sink, options, reporter), sink.frames)
         try:
-            segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
-            reporter.info(segmenter.describe())
+            if segmenter is None:
+                segmenter = load_video_segmenter(model, device, reporter)
             turned = f", turned {info.rotation}° upright" if info.rotation else ""
             reporter.info(f"writing {sink.describe()}{turned}{note and ', ' + note}")
             batch = device.batch or _probed_batch(segmenter, info.width, info.height, reporter)
@@ -177,7 +193,14 @@ def process_video(source: str | os.PathLike, output: str | os.PathLike, command:
     reporter.info(f"wrote {stats.written} ({sink.frames if options.selecting else stats.frames} frames)")
     _say_frames_past_end(options, stats.frames, reporter)
     report_loss(stats.loss, source.name, stats.frames, options.strict, reporter, sink.audio_lost)
-    return stats.written
+    return VideoDone(stats.written, sink.frames if options.selecting else stats.frames)
+
+
+def load_video_segmenter(model: ModelConfig, device: DeviceConfig, reporter: Reporter) -> Segmenter:
+    """The network as the video path runs it, and a line saying which it is."""
+    segmenter = Segmenter.from_config(model.resolved(video=True), device, reporter)
+    reporter.info(segmenter.describe())
+    return segmenter
 
 
 class _FirstFrames:
@@ -249,8 +272,13 @@ def matte_video(source: str | os.PathLike, output: str | os.PathLike, *, model: 
 def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike, *,
           model: ModelConfig = ModelConfig(), device: DeviceConfig = DeviceConfig(),
           options: OutputConfig = OutputConfig(), matte_config: MatteConfig = MatteConfig(),
-          reporter: Reporter | None = None) -> list[Path]:
+          reporter: Reporter | None = None, cluster: ClusterConfig | None = None) -> list[Path]:
     """Cut the subject out of a video (see ``matte_video``) or of images; returns the paths written.
+
+    Videos (several, or folders of them, with images too): ``output`` is a folder that receives
+    ``<name>.<ext>`` per input (``batch.py``: the format's extension; finished outputs skipped,
+    a file that fails reported and skipped, BatchFailed at the end if any did). ``cluster``: run
+    them on Ray (``cluster.py``), a single video too.
 
     Images: ``inputs`` are image files and/or folders of images; ``output`` is a file for one
     image, else a folder (created if needed) that receives ``<name>.png`` per input. The model
@@ -259,19 +287,25 @@ def matte(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str |
     """
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    if _is_one_video(inputs):
+    if _is_one_video(inputs) and cluster is None:
         return [matte_video(inputs[0], output, model=model, device=device, options=options,
                             matte_config=matte_config, reporter=reporter)]
+    render = to_matte if options.mask_only else to_rgba
+    videos, images = expand_inputs(inputs)
+    if videos:
+        return _many("matte", videos, images, Path(output), render, None, model, device, options, matte_config,
+                     reporter, cluster)
     if options.selecting or options.picture:
         raise ConfigError("--frames, --every and --picture pick frames of a video: give one video file")
     jobs = plan_images(inputs, output, options, reporter=reporter)
-    return _process_images(jobs, to_matte if options.mask_only else to_rgba, model, device, options, reporter)
+    return _process_images(jobs, render, model, device, options, reporter)
 
 
 def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str | os.PathLike,
             background: str, *, model: ModelConfig = ModelConfig(),
             device: DeviceConfig = DeviceConfig(), options: OutputConfig = OutputConfig(),
-            matte_config: MatteConfig = MatteConfig(), reporter: Reporter | None = None) -> list[Path]:
+            matte_config: MatteConfig = MatteConfig(), reporter: Reporter | None = None,
+            cluster: ClusterConfig | None = None) -> list[Path]:
     """Put the subject of a video or of images onto a new background; returns the paths written.
 
     ``background``: a colour (name like ``skyblue`` or ``#00b140``), an image file (scaled to
@@ -279,27 +313,93 @@ def replace(inputs: Sequence[str | os.PathLike] | str | os.PathLike, output: str
     ``blur``/``blur:STRENGTH`` (the frame itself blurred; strength is the sigma at 1080 lines).
     Video goes to H.264 .mp4 by default (.mov ProRes 422 HQ, .mkv, .webm, a folder for PNGs, or
     ``options.format``), with the input's audio. Images: as for ``matte``, in any image format.
+    Several videos, folders of them, and ``cluster``: as for ``matte``.
     """
     reporter = reporter or SilentReporter()
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    video = _is_one_video(inputs)
-    jobs = [] if video else plan_images(inputs, output, options, composite=True, reporter=reporter)
+    video = _is_one_video(inputs) and cluster is None
+    videos, images = ([], []) if video else expand_inputs(inputs)
+    options = dataclasses.replace(options, mask_only=False)  # never a matte
+    jobs = [] if video or videos else plan_images(inputs, output, options, composite=True, reporter=reporter)
     backdrop = parse_background(background)
     note = f"background {backdrop.description}"
     try:
         compositor = Compositor(backdrop)
+        if videos:
+            return _many("replace", videos, images, Path(output), compositor, background, model, device, options,
+                         matte_config, reporter, cluster, note)
         if video:
             return [process_video(inputs[0], output, "replace", compositor, model=model, device=device,
-                                  options=dataclasses.replace(options, mask_only=False),  # never a matte
-                                  matte_config=matte_config,
+                                  options=options, matte_config=matte_config,
                                   reporter=reporter, note=note)]
         return _process_images(jobs, compositor, model, device, options, reporter, note)
     finally:
         backdrop.close()
 
 
+def _many(command: str, videos: list[Path], images: list[Path], output: Path, render: Render, background: str | None,
+          model: ModelConfig, device: DeviceConfig, options: OutputConfig, matte_config: MatteConfig,
+          reporter: Reporter, cluster: ClusterConfig | None, note: str = "") -> list[Path]:
+    """A batch (``batch.py``): the videos each to ``output/<name><ext>``, in this process or on Ray,
+    then the images; finished outputs skipped. Returns the outputs written; BatchFailed if any
+    input failed."""
+    jobs = plan_videos(videos, output, command, options)
+    prepare_output_folder(output, reporter)
+    summary = BatchSummary()
+    if note:
+        reporter.info(note)
+    try:
+        if cluster is not None:
+            from .cluster import run_on_ray  # Ray is imported only here
+
+            run_on_ray(jobs, command, background, model, device, options, matte_config, cluster, reporter, summary)
+        else:
+            segmenter: Segmenter | None = None
+
+            def one(job: VideoJob, file_reporter: Reporter, overwrite: bool) -> int:
+                nonlocal segmenter
+                if segmenter is None:  # loaded once, and only if some file needs it
+                    segmenter = load_video_segmenter(model, device, reporter)
+                done = video_run(job.source, job.target, command, render, model=model, device=device,
+                                 options=dataclasses.replace(options, overwrite=overwrite), matte_config=matte_config,
+                                 reporter=file_reporter, segmenter=segmenter)
+                return done.frames
+
+            reporter.info(f"{len(jobs)} videos -> {output}/")
+            run_batch(jobs, one, reporter, options.overwrite, summary)
+        if images:
+            _batch_images(images, output, command, render, model, device, options, reporter, summary)
+    finally:
+        if summary.total:
+            reporter.info(summary.line())
+    if summary.failed:
+        raise BatchFailed(summary)
+    return summary.done
+
+
+def _batch_images(images: list[Path], output: Path, command: str, render: Render, model: ModelConfig,
+                  device: DeviceConfig, options: OutputConfig, reporter: Reporter, summary: BatchSummary) -> None:
+    """The images of a batch: those whose output is there already are skipped, as videos are."""
+    composite = command == "replace"
+    todo = []
+    for image in images:
+        target = output / (image.name if composite else f"{image.stem}.png")
+        if target.exists() and not options.overwrite:
+            summary.skipped.append(target)
+        else:
+            todo.append(image)
+    if todo:
+        jobs = plan_images(todo, output, options, composite=composite, reporter=reporter)
+        failed: list[tuple[Path, str]] = []
+        summary.done += _process_images(jobs, render, model, device, options, reporter, failures=failed)
+        summary.failed += failed
+
+
 def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, device: DeviceConfig,
-                    options: OutputConfig, reporter: Reporter, note: str = "") -> list[Path]:
+                    options: OutputConfig, reporter: Reporter, note: str = "",
+                    failures: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Each image through the network; one that fails is reported and the rest go on. ``failures``:
+    where (image, why) go instead of the MediaError at the end."""
     segmenter = Segmenter.from_config(model.resolved(video=False), device, reporter, workers=1)  # one at a time
     reporter.info(segmenter.describe())
     if note:
@@ -313,19 +413,21 @@ def _process_images(jobs: list[ImageJob], render: Render, model: ModelConfig, de
                 _one_image(segmenter, job, render, options.overwrite)
                 written.append(job.target)
             except MediaError as e:
-                if len(jobs) == 1:
+                if len(jobs) == 1 and failures is None:
                     raise
                 failed += 1
                 reporter.warn(f"skipped {job.source.name}: {e}")
+                if failures is not None:
+                    failures.append((job.source, str(e)))
             if bar:
                 bar.update(1)
     finally:
         if bar:
             bar.close()
-    if failed:
+    if failed and failures is None:
         raise MediaError(f"{failed} of {len(jobs)} images could not be processed (see above); "
                          f"the other {len(written)} were written")
-    if len(jobs) == 1:
+    if len(jobs) == 1 and written:
         reporter.info(f"wrote {written[0]}")
     return written
 

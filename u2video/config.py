@@ -207,6 +207,21 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Running a batch on Ray (``cluster.py``)."""
+
+    address: str | None = None  # a running cluster ("auto", "ray://head:10001"); None: start Ray here
+    segment_seconds: float = 60.0  # a clip longer than this is split into segments of this length
+    retries: int = 3  # a task whose worker died is tried again this many times
+
+    def __post_init__(self) -> None:
+        if self.segment_seconds <= 0:
+            raise ConfigError(f"--segment-seconds {self.segment_seconds} must be positive: e.g. 60")
+        if self.retries < 0:
+            raise ConfigError(f"retries {self.retries} is negative: give 0 or more")
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     """How ``u2video tune`` adapts a network to one clip from a few corrected masks (``tune/``)."""
 

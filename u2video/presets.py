@@ -189,6 +189,19 @@ _CRF_RANGE = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63}
 _FRAME_PATTERN = re.compile(r"^[^%]*%0?\d*d[^%]*\.png$", re.IGNORECASE)
 
 
+def format_by_extension(command: str, mask_only: bool, extension: str) -> VideoFormat:
+    """``--format mov`` etc.: the command's default format for that extension ("png": PNG folders)."""
+    table = DEFAULT_PRESETS[(command, mask_only if command == "matte" else False)]
+    suffix = "" if extension.lower().lstrip(".") in ("png", "png-seq") else "." + extension.lower().lstrip(".")
+    if suffix not in table:
+        choices = ", ".join([s.lstrip(".") for s in table if s] + ["png"])
+        raise ConfigError(f"--format {extension}: `{command}`{' --matte-only' if mask_only else ''} writes one of "
+                          f"{choices}")
+    fmt = load_preset(table[suffix]).format
+    assert fmt is not None
+    return fmt
+
+
 def is_png_sequence(output: Path) -> bool:
     """A folder (existing, or a path without extension) or a printf pattern like out/%05d.png."""
     return "%" in output.name or output.is_dir() or not output.suffix

@@ -5,14 +5,15 @@ Flags that a preset can set default to None ("not given"), so that defaults < pr
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..config import Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
+from ..config import ClusterConfig, Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime
 from ..errors import ConfigError
-from ..presets import Preset, load_preset
+from ..presets import Preset, format_by_extension, load_preset
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Model name from `u2video models` (u2netp, u2net, u2net_human_seg, silueta, or a tuned "
@@ -71,6 +72,31 @@ CropOpt = Annotated[Optional[Crop], typer.Option(
     help="Video: where the subject is small in the frame, the network looks again at a box around it "
     "(auto), or only at the whole frame (off).  [default: auto]")]
 
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", metavar="EXT", show_default=False,
+    help="The output format by extension (mov, webm, mkv, mp4, png for PNG folders): for several videos or a "
+    "folder, each written to OUTDIR/<name>.<ext>.  [default: mov for matte, mkv with --matte-only, mp4 for replace]")]
+RayOpt = Annotated[bool, typer.Option(
+    "--ray", help="Run on Ray: each video, and each segment of a long one, is a task; without --ray-address "
+    "a local Ray is started on every core (pip install 'u2video\\[ray]').")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    "--ray-address", metavar="ADDRESS", show_default=False,
+    help="With --ray: the cluster to join (auto: the one `ray start` runs here; ray://HEAD:10001). Inputs and "
+    "outputs must be on storage every worker reads and writes.")]
+SegmentSecondsOpt = Annotated[Optional[float], typer.Option(
+    "--segment-seconds", min=1, show_default=False,
+    help="With --ray: a video longer than this is split into segments of this many seconds.  [default: 60]")]
+
+
+def cluster_config(ray: bool, address: str | None, segment_seconds: float | None) -> ClusterConfig | None:
+    """--ray and its options -> a ClusterConfig (None: this process)."""
+    if not ray:
+        if address is not None or segment_seconds is not None:
+            raise ConfigError(f"{'--ray-address' if address is not None else '--segment-seconds'} is for runs on Ray: "
+                              "add --ray")
+        return None
+    return ClusterConfig(address=address, **({} if segment_seconds is None else {"segment_seconds": segment_seconds}))
+
 
 def frame_numbers(text: str | None) -> tuple[int, ...] | None:
     """"0,40,80" -> (0, 40, 80); ConfigError for anything else."""
@@ -94,8 +120,12 @@ def configs(command: str, preset_name: str | None, *, model: str | None, input_s
         if precision not in (None, said):
             raise ConfigError(f"--{said.value} and --precision {precision.value} disagree: give one of them")
         precision = said
+    extension = output_flags.pop("format", None)
+    output = preset.output_config(**output_flags)
+    if extension is not None:
+        output = replace(output, format=format_by_extension(command, output.mask_only, str(extension)))
     return (preset,
             preset.model_config(name=model, input_size=input_size, normalization=normalize),
             preset.device_config(kind=device, precision=precision, batch=batch, runtime=runtime),
-            preset.output_config(**output_flags),
+            output,
             preset.matte_config(smooth=smooth, refine=refine, crop=crop))
