@@ -360,9 +360,15 @@ def _many(command: str, videos: list[Path], images: list[Path], output: Path, re
                 nonlocal segmenter
                 if segmenter is None:  # loaded once, and only if some file needs it
                     segmenter = load_video_segmenter(model, device, reporter)
-                done = video_run(job.source, job.target, command, render, model=model, device=device,
-                                 options=dataclasses.replace(options, overwrite=overwrite), matte_config=matte_config,
-                                 reporter=file_reporter, segmenter=segmenter)
+                # each clip gets its own background: a video backdrop starts from its first frame
+                backdrop = parse_background(background) if background is not None else None
+                try:
+                    done = video_run(job.source, job.target, command, Compositor(backdrop) if backdrop else render,
+                                     model=model, device=device, options=dataclasses.replace(options, overwrite=overwrite),
+                                     matte_config=matte_config, reporter=file_reporter, segmenter=segmenter)
+                finally:
+                    if backdrop is not None:
+                        backdrop.close()
                 return done.frames
 
             reporter.info(f"{len(jobs)} videos -> {output}/")

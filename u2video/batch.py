@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DeviceConfig, MatteConfig, ModelConfig, OutputConfig, VideoFormat
+from .config import OutputConfig, VideoFormat
 from .errors import ConfigError, MediaError, U2VideoError
 from .media.files import partial_names
 from .media.images import IMAGE_SUFFIXES
@@ -134,6 +134,30 @@ def state_of(job: VideoJob) -> str:
     return "finished" if job.target.is_file() and plays(job.target) else "broken"
 
 
+def to_do(job: VideoJob, overwrite: bool, summary: BatchSummary, reporter: Reporter) -> bool:
+    """Whether ``job`` needs doing; if not, it is counted (skipped, or failed) and reported."""
+    state = "todo" if overwrite else state_of(job)
+    if state == "finished":
+        summary.skipped.append(job.target)
+        reporter.info(f"skipped {job.source.name}: {job.target} is there already (--overwrite redoes it)")
+    elif state == "broken":
+        fail(job, f"{job.target} is there but does not play: remove it, or pass --overwrite", summary, reporter)
+    return state == "todo"
+
+
+def fail(job: VideoJob, why: str, summary: BatchSummary, reporter: Reporter) -> None:
+    summary.failed.append((job.source, why))
+    reporter.warn(f"failed {job.source.name}: {why}")
+
+
+def finished(job: VideoJob, frames: int, seconds: float, summary: BatchSummary, reporter: Reporter) -> None:
+    summary.done.append(job.target)
+    summary.frames += frames
+    reporter.info(f"done {job.source.name} -> {job.target} ({frames} frames, {seconds:.1f} s)")
+    if not job.sequence:
+        drop_partials(job.target, reporter)
+
+
 def drop_partials(target: Path, reporter: Reporter) -> None:
     """Remove what interrupted runs kept of ``target`` (``clip.partial.mov``, ``clip.partial-2.mov``...)
     once the whole output is written."""
@@ -171,32 +195,18 @@ def run_batch(jobs: list[VideoJob], run_one: Callable[[VideoJob, Reporter, bool]
     started = time.monotonic()
     try:
         for job in jobs:
-            name = job.source.name
-            state = "todo" if overwrite else state_of(job)
-            if state == "finished":
-                summary.skipped.append(job.target)
-                reporter.info(f"skipped {name}: {job.target} is there already (--overwrite redoes it)")
-                continue
-            if state == "broken":
-                why = f"{job.target} is there but does not play: remove it, or pass --overwrite"
-                summary.failed.append((job.source, why))
-                reporter.warn(f"failed {name}: {why}")
+            if not to_do(job, overwrite, summary, reporter):
                 continue
             began = time.monotonic()
             try:
                 # our own interrupted PNG folder is written over; nothing else is
-                frames = run_one(job, FileReporter(reporter, name), overwrite or job.sequence)
+                frames = run_one(job, FileReporter(reporter, job.source.name), overwrite or job.sequence)
             except U2VideoError as e:
                 if not isinstance(e, MediaError):  # a model, device or option problem: every file has it
                     raise
-                summary.failed.append((job.source, str(e)))
-                reporter.warn(f"failed {name}: {e}")
+                fail(job, str(e), summary, reporter)
                 continue
-            summary.done.append(job.target)
-            summary.frames += frames
-            reporter.info(f"done {name} -> {job.target} ({frames} frames, {time.monotonic() - began:.1f} s)")
-            if not job.sequence:
-                drop_partials(job.target, reporter)
+            finished(job, frames, time.monotonic() - began, summary, reporter)
     finally:
         summary.seconds += time.monotonic() - started
     return summary

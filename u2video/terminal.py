@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
-import typer
 from tqdm import tqdm
 
 
 class TerminalReporter:
+    # tqdm.write: a line printed while a bar is drawn goes above it instead of through it
     def info(self, message: str) -> None:
-        typer.echo(f"u2video: {message}", err=True)
+        tqdm.write(f"u2video: {message}", file=sys.stderr)
 
     def warn(self, message: str) -> None:
-        typer.echo(f"u2video: warning: {message}", err=True)
+        tqdm.write(f"u2video: warning: {message}", file=sys.stderr)
 
     def bar(self, desc: str, total: int | None, unit: str) -> tqdm:
         scale = unit == "B"

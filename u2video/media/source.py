@@ -107,6 +107,7 @@ class VideoSource:
         stream = self._stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"  # frame + slice threads; must be set before decoding
         self._shift = round(Fraction(self.start or 0) / stream.time_base)
+        self.pts_shift = self._shift  # added to a frame's pts gives the stream's own
         self.rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         self._span = _stream_span(self._container, stream)
         first = self._seek_and_decode_first()
@@ -120,6 +121,7 @@ class VideoSource:
                                  "give times inside the clip")
             raise MediaError(f"{self.path} holds no decodable video frames: check the file")
         self._first = first
+        self.first_pts = (first.pts or 0) + self._shift  # the stream's own pts of the first frame read
         height, width = first.rgb.shape[:2]
         self.info = VideoInfo(width, height, self.rate, stream.time_base, self._expected() or 0,
                               len(self._container.streams.audio), self._rotation)

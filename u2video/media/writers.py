@@ -245,6 +245,16 @@ class VideoSink:
             self._audio.write_until(float(pts * self._time_base))
         self.frames += 1
 
+    def write_packet(self, packet: av.Packet) -> None:
+        """One encoded frame for this stream, as ``write`` would have made it (e.g. a segment encoded
+        elsewhere with the same format): its pts and time_base must be set."""
+        self._last_pts = packet.pts
+        self._mux([packet])
+        self._video_started = True
+        if self._audio:
+            self._audio.write_until(float(packet.pts * packet.time_base))
+        self.frames += 1
+
     def _mux(self, packets: list[av.Packet]) -> None:
         for packet in packets:
             packet.stream = self._stream  # a segment encoder's packets belong to no stream yet
