@@ -2,8 +2,8 @@
 changes in its matte.
 
     U2NET_HOME=../shared/models python benchmarks/ray_batch.py [--clips 4] [--frames 100]
-        [--segments-clip ../shared/media/one-by-one-person-detection.mp4] [--from 60] [--seconds 40]
-        [--warm-ups 0,2] [--json FILE]
+        [--segments-clip ../shared/media/one-by-one-person-detection.mp4] [--from 60] [--seconds 30]
+        [--warm-ups 2,8] [--json FILE]
 
 1. **Overhead**: ``--clips`` demo clips (the project's renderer, 640x480, ``--frames`` each, with
    audio) matted by ``u2video matte DIR -o OUT`` and by the same with ``--ray`` (a local Ray started
@@ -130,8 +130,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--segments-clip", type=Path, default=SHARED / "media" / "one-by-one-person-detection.mp4")
     parser.add_argument("--from", dest="start", type=float, default=60, help="where the excerpt starts (s)")
-    parser.add_argument("--seconds", type=float, default=40)
-    parser.add_argument("--warm-ups", default="0,2")
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warm-ups", default="2,8")
     parser.add_argument("--skip", choices=["overhead", "segments"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -89,7 +89,9 @@ def test_a_clip_split_into_three_segments_equals_the_single_pass(u2netp_store, l
     extra = () if extension == ".mov" else ("white",)
     single = command([long_clip], tmp_path / f"single{extension}", *extra, model=MODEL, device=DEVICE, matte_config=MATTE)[0]
     reporter = Lines()
-    command([long_clip], tmp_path / "ray", *extra, model=MODEL, device=DEVICE, matte_config=MATTE,
+    # one video to a file (ProRes), and a folder of one (H.264): both write ray/long.<ext>
+    target = tmp_path / "ray" / f"long{extension}" if extension == ".mov" else tmp_path / "ray"
+    command([long_clip], target, *extra, model=MODEL, device=DEVICE, matte_config=MATTE,
             cluster=ClusterConfig(segment_seconds=2.5), reporter=reporter)
     assert any(line.startswith("3 tasks (1 videos)") for line in reporter.lines)
     joined = tmp_path / "ray" / f"long{extension}"
@@ -104,15 +106,21 @@ def test_a_clip_split_into_three_segments_equals_the_single_pass(u2netp_store, l
     assert [p.name for p in (tmp_path / "ray").iterdir()] == [f"long{extension}"]  # no segment left behind
 
 
+def _parent(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _workers() -> list[int]:
-    """Pids of the processes running u2video's Ray workers (Ray names them ray::ClipWorker...)."""
+    """Pids of this test's Ray's u2video workers (Ray names them ray::ClipWorker...): children of
+    the raylet that ray.init started here (another Ray on the machine is not ours to kill)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::ClipWorker"):
+                if (entry / "cmdline").read_bytes().startswith(b"ray::ClipWorker") and \
+                        _parent(_parent(int(entry.name))) == os.getpid():
                     found.append(int(entry.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 pass
     return found
 

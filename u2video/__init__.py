@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import (DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime,
+from .config import (ClusterConfig, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, Normalization, OutputConfig, Precision, Runtime,
                      TuneConfig, VideoFormat)
 from .errors import ConfigError, DeviceError, MediaError, ModelError, U2VideoError
 
@@ -65,6 +65,6 @@ def load_preset(name_or_path: str) -> Any:
 
 
 __all__ = [
-    "matte", "replace", "webcam", "bench", "compare", "tune", "load_preset", "TuneConfig", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
+    "matte", "replace", "webcam", "bench", "compare", "tune", "load_preset", "ClusterConfig", "TuneConfig", "MatteConfig", "ModelConfig", "VideoFormat", "DeviceConfig", "OutputConfig", "DeviceKind", "Precision", "Normalization", "Runtime",
     "U2VideoError", "ConfigError", "MediaError", "ModelError", "DeviceError", "__version__",
 ]

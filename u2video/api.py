@@ -344,7 +344,10 @@ def _many(command: str, videos: list[Path], images: list[Path], output: Path, re
     then the images; finished outputs skipped. Returns the outputs written; BatchFailed if any
     input failed."""
     jobs = plan_videos(videos, output, command, options)
-    prepare_output_folder(output, reporter)
+    one_file = jobs[0].target == output  # one video to a file (on Ray: a long clip cut into segments)
+    if one_file and images:
+        raise ConfigError(f"images and videos together need an output folder, not the file {output}: e.g. -o out/")
+    prepare_output_folder(output.parent if one_file else output, reporter)
     summary = BatchSummary()
     if note:
         reporter.info(note)
@@ -371,7 +374,8 @@ def _many(command: str, videos: list[Path], images: list[Path], output: Path, re
                         backdrop.close()
                 return done.frames
 
-            reporter.info(f"{len(jobs)} videos -> {output}/")
+            if not one_file:
+                reporter.info(f"{len(jobs)} videos -> {output}/")
             run_batch(jobs, one, reporter, options.overwrite, summary)
         if images:
             _batch_images(images, output, command, render, model, device, options, reporter, summary)

@@ -45,7 +45,12 @@ class BatchFailed(MediaError):
 class VideoJob:
     source: Path
     target: Path  # a file, or the folder of a PNG sequence
-    sequence: bool  # the target is a PNG sequence folder
+    fmt: VideoFormat  # what is written there
+
+    @property
+    def sequence(self) -> bool:
+        """The target is a PNG sequence folder."""
+        return self.fmt.sequence
 
 
 @dataclass
@@ -104,14 +109,20 @@ def batch_format(command: str, options: OutputConfig) -> VideoFormat:
 
 def plan_videos(videos: list[Path], output: Path, command: str, options: OutputConfig) -> list[VideoJob]:
     """Each video's output ``OUTDIR/<name><ext>`` (a folder ``OUTDIR/<name>/`` for PNG sequences),
-    checked before any work: the output is a folder, no two inputs share a name."""
-    if output.suffix and not output.is_dir():
-        raise ConfigError(f"{len(videos)} videos need an output folder, not the file {output}: e.g. -o out/")
+    checked before any work: the output is a folder, no two inputs share a name. One video may
+    go to a file (on Ray: a long clip cut into segments), its format by its extension."""
+    from .presets import video_format
+
     if options.selecting or options.picture:
         raise ConfigError("--frames, --every and --picture pick frames of one video: give one video file")
-    fmt = batch_format(command, options)
-    jobs = [VideoJob(src, output / (src.stem if fmt.sequence else src.stem + fmt.extension), fmt.sequence)
-            for src in videos]
+    if output.suffix and not output.is_dir():
+        if len(videos) > 1:
+            raise ConfigError(f"{len(videos)} videos need an output folder, not the file {output}: e.g. -o out/")
+        fmt = video_format(output, command, options.mask_only, options.format, options.crf)
+        return [VideoJob(videos[0], output, fmt)]
+    base = batch_format(command, options)
+    fmt = video_format(output / ("x" + base.extension), command, options.mask_only, base, options.crf)  # with --crf
+    jobs = [VideoJob(src, output / (src.stem if fmt.sequence else src.stem + fmt.extension), fmt) for src in videos]
     names = [job.target.name for job in jobs]
     twins = sorted({n for n in names if names.count(n) > 1})
     if twins:

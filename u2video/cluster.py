@@ -39,7 +39,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .batch import BatchSummary, VideoJob, batch_format, fail, finished, to_do
+from .batch import BatchSummary, VideoJob, fail, finished, to_do
 from .config import ClusterConfig, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, OutputConfig, VideoFormat
 from .errors import ConfigError, MediaError, U2VideoError
 from .interrupts import uninterrupted
@@ -231,7 +231,7 @@ class ClipWorker:
         from .pipeline import run_video
 
         segment = task.segment
-        fmt, intra = _part_format(batch_format(self.command, self.options), self.command, self.options.mask_only)
+        fmt, intra = _part_format(task.job.fmt, self.command, self.options.mask_only)
         with VideoSource(task.job.source, segment.read_from, segment.read_to) as video:
             info = video.info
             inner = VideoSink(segment.part, fmt, info.width, info.height, info.rate, info.time_base,
@@ -262,7 +262,7 @@ class _Join:
     arrive, the audio muxed alongside; a stop keeps what was joined as a partial output."""
 
     def __init__(self, job: VideoJob, command: str, options: OutputConfig, video: VideoSource, count: int):
-        fmt = batch_format(command, options)
+        fmt = job.fmt
         self.job, self.command, self.options = job, command, options
         self.part_format, self.intra = _part_format(fmt, command, options.mask_only)
         self.folder = job.target.parent / f".{job.target.name}.u2video-segments"
@@ -447,6 +447,8 @@ def _run(ray, jobs, command, background, model, device, options, matte_config, c
                 idle.append(worker)
                 try:
                     result: TaskResult = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # our code raised on the worker: not a file's fault
+                    raise RuntimeError(f"a Ray task failed on {task.job.source.name}: {e}") from None
                 except ray.exceptions.RayError as e:  # the worker died more often than it may be retried
                     result = TaskResult(task.key, error=f"its worker died {config.retries + 1} times "
                                                         f"({type(e).__name__}): see the Ray logs")
@@ -491,7 +493,10 @@ def _stop(ray, workers: list, jobs: list[VideoJob], joins: dict[Path, _Join], re
     got, finalised and playable, as ``<name>.partial<ext>`` (as one process keeps its own)."""
     with uninterrupted():
         for worker in workers:
-            ray.kill(worker, no_restart=True)
+            try:
+                ray.kill(worker, no_restart=True)
+            except Exception:  # Ray itself is gone (a Ctrl-C in a terminal reaches its processes too)
+                pass
         for join in joins.values():
             if join.sink.written is None:
                 kept = join.stop()
