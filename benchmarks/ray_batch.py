@@ -2,17 +2,18 @@
 changes in its matte.
 
     U2NET_HOME=../shared/models python benchmarks/ray_batch.py [--clips 4] [--frames 100]
-        [--segments-clip ../shared/media/one-by-one-person-detection.mp4] [--from 60] [--seconds 30]
-        [--warm-ups 2,8] [--json FILE]
+        [--segments-clip ../shared/media/one-by-one-person-detection.mp4] [--from 60] [--seconds 40]
+        [--segment-seconds 20] [--warm-ups 0,150] [--crop auto] [--skip overhead] [--json FILE]
 
 1. **Overhead**: ``--clips`` demo clips (the project's renderer, 640x480, ``--frames`` each, with
    audio) matted by ``u2video matte DIR -o OUT`` and by the same with ``--ray`` (a local Ray started
    by the command), both as subprocesses with u2video's defaults; wall time of each command, and
    the ratio. The outputs are compared frame by frame (max |Δα|).
-2. **Segments**: ``--seconds`` of a real clip from ``--from`` (people walking in a room), matted whole in one process and on Ray cut
-   into 10-second segments, each segment started ``w`` seconds early for each ``--warm-ups`` w (0:
-   the smoothing window only); max |Δα| against the single pass, over all frames and over the
-   first second of each segment.
+2. **Segments**: ``--seconds`` of a real clip from ``--from`` (people walking in a room),
+   matted whole in one process and on Ray cut into ``--segment-seconds`` segments, each segment
+   started ``w`` frames early for each ``--warm-ups`` w (0: the smoothing window only), with the
+   crop pass ``--crop``; max |Δα| against the single pass, over all frames and over the first
+   second of each segment.
 """
 
 from __future__ import annotations
@@ -90,16 +91,17 @@ def cut(clip: Path, target: Path, start: float, seconds: float) -> None:
         out.mux(stream.encode(None))
 
 
-def segments(folder: Path, clip: Path, start: float, seconds: float, warm_ups: list[float]) -> dict:
+def segments(folder: Path, clip: Path, start: float, seconds: float, warm_ups: list[int], crop: str,
+             segment_seconds: float) -> dict:
     import u2video
-    from u2video import cluster
-    from u2video.config import ClusterConfig, OutputConfig
+    from u2video.config import ClusterConfig, Crop, MatteConfig, OutputConfig
 
     excerpt = folder / "excerpt.mkv"
     cut(clip, excerpt, start, seconds)
     options = OutputConfig(mask_only=True)
     began = time.perf_counter()
-    u2video.matte([excerpt], folder / "single.mkv", options=options)
+    matte_config = MatteConfig(crop=Crop(crop))
+    u2video.matte([excerpt], folder / "single.mkv", options=options, matte_config=matte_config)
     print(f"  single pass: {time.perf_counter() - began:.1f} s", flush=True)
     pts, reference = alphas(folder / "single.mkv")
     with av.open(str(excerpt)) as container:
@@ -107,21 +109,22 @@ def segments(folder: Path, clip: Path, start: float, seconds: float, warm_ups: l
         rate = float(stream.average_rate)
     results = {}
     for warm in warm_ups:
-        cluster.WARM_UP_SECONDS = warm
-        out = folder / f"warm{warm:g}"
+        out = folder / f"warm{warm}"
         began = time.perf_counter()
-        u2video.matte([excerpt], out, options=options, cluster=ClusterConfig(segment_seconds=10))
+        u2video.matte([excerpt], out, options=options, matte_config=matte_config,
+                      cluster=ClusterConfig(segment_seconds=segment_seconds, warm_up_frames=warm))
         took = time.perf_counter() - began
         got_pts, got = alphas(out / "excerpt.mkv")
         assert got_pts == pts, "pts differ"
         diff = np.abs(got.astype(int) - reference).reshape(len(pts), -1).max(axis=1)
-        starts = [round(k * 10 * rate) for k in range(1, int(seconds // 10) + 1) if k * 10 * rate < len(pts)]
+        starts = [round(k * segment_seconds * rate) for k in range(1, int(seconds // segment_seconds) + 1)
+                  if k * segment_seconds * rate < len(pts)]
         first_second = [int(diff[s:s + round(rate)].max()) for s in starts]
-        results[f"{warm:g}"] = {"max_dalpha": int(diff.max()), "frames_over_1": int((diff > 1).sum()),
+        results[str(warm)] = {"max_dalpha": int(diff.max()), "frames_over_1": int((diff > 1).sum()),
                                 "first_second_of_each_segment": first_second, "seconds": took}
-        print(f"warm-up {warm:g} s: max |dalpha| {int(diff.max())}/255 over {len(pts)} frames, {int((diff > 1).sum())} "
+        print(f"crop {crop}, warm-up {warm} frames: max |dalpha| {int(diff.max())}/255 over {len(pts)} frames, {int((diff > 1).sum())} "
               f"frames > 1/255; first second of each segment: {first_second}; {took:.1f} s", flush=True)
-    return {"clip": clip.name, "from": start, "seconds": seconds, "frames": len(pts), "by_warm_up": results}
+    return {"clip": clip.name, "from": start, "seconds": seconds, "crop": crop, "segment_seconds": segment_seconds, "frames": len(pts), "by_warm_up": results}
 
 
 def main() -> None:
@@ -130,8 +133,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--segments-clip", type=Path, default=SHARED / "media" / "one-by-one-person-detection.mp4")
     parser.add_argument("--from", dest="start", type=float, default=60, help="where the excerpt starts (s)")
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--warm-ups", default="2,8")
+    parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--warm-ups", default="0,150", help="frames a segment starts early (0: the smoothing window)")
+    parser.add_argument("--crop", default="auto", choices=["auto", "off"])
+    parser.add_argument("--segment-seconds", type=float, default=20)
     parser.add_argument("--skip", choices=["overhead", "segments"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -143,7 +148,7 @@ def main() -> None:
         if args.skip != "segments":
             os.mkdir(Path(tmp) / "b")
             report["segments"] = segments(Path(tmp) / "b", args.segments_clip, args.start, args.seconds,
-                                          [float(w) for w in args.warm_ups.split(",")])
+                                          [int(w) for w in args.warm_ups.split(",")], args.crop, args.segment_seconds)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -79,7 +79,8 @@ def test_three_clips_on_ray_match_one_process_and_a_damaged_one_fails_alone(u2ne
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
-    """7.5 s at 10 fps with audio: three segments of 2.5 s, the later two started early."""
+    """7.5 s at 10 fps with audio: three segments of 2.5 s, the later two started 20 frames early
+    (the default 150 would reach back to the clip's start)."""
     return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", 75, rate=10, audio=True)
 
 
@@ -92,7 +93,7 @@ def test_a_clip_split_into_three_segments_equals_the_single_pass(u2netp_store, l
     # one video to a file (ProRes), and a folder of one (H.264): both write ray/long.<ext>
     target = tmp_path / "ray" / f"long{extension}" if extension == ".mov" else tmp_path / "ray"
     command([long_clip], target, *extra, model=MODEL, device=DEVICE, matte_config=MATTE,
-            cluster=ClusterConfig(segment_seconds=2.5), reporter=reporter)
+            cluster=ClusterConfig(segment_seconds=2.5, warm_up_frames=20), reporter=reporter)
     assert any(line.startswith("3 tasks (1 videos)") for line in reporter.lines)
     joined = tmp_path / "ray" / f"long{extension}"
     a, b = decoded(joined), decoded(single)

@@ -6,8 +6,8 @@ that loaded the network once.
   one process (audio, partial file on failure). A worker that dies is restarted and its task
   tried again (Ray's ``max_restarts``/``max_task_retries``).
 - **Segments**: a video longer than ``--segment-seconds`` is cut at frame boundaries (by pts).
-  Each segment task reads from ``WARM_UP_SECONDS`` before its first frame (the smoothing window
-  and the hold's steady state, see below) to the smoothing window's frames after its last, and
+  Each segment task reads from ``ClusterConfig.warm_up_frames`` before its first frame (the
+  smoothing window and the hold's state, see below) to the smoothing window's frames after its last, and
   writes only its own frames, without audio, into a hidden folder beside the output. The driver
   joins them in order into the output, whose audio it muxes once: packets copied as they are
   for intra-only formats (ProRes, FFV1: every frame is a keyframe, so segments join anywhere);
@@ -17,9 +17,10 @@ that loaded the network once.
   H.264 joined at keyframes).
 - **Why a warm-up, not only the window**: the temporal window is ``--smooth`` frames each side,
   but the hold (``alpha.hold``) and the crop pass's box (``crop.BoxTracker``) carry state from
-  every earlier frame. A segment that starts cold differs from a single pass at its first
-  frames; started ``WARM_UP_SECONDS`` early, it has caught up by its first written frame
-  (measured in the README).
+  every earlier frame. The hold's fades (measured: below 1/255 after ~110 frames on real
+  footage); a box that the crop pass keeps across a segment's start does not, so with the crop
+  pass on, a segment can differ from the single pass where that happens (README, "Many files
+  and clusters").
 - **Storage**: workers read the inputs and write the outputs themselves: both must be on storage
   every node sees (a shared file system); on one machine that is the local disk.
 
@@ -51,7 +52,6 @@ from .media.writers import PngSequenceSink, Sink, VideoSink
 from .progress import Reporter
 
 WORKER_CPUS = 2  # cores per CPU worker: the network's threads, the decoder and the encoder
-WARM_UP_SECONDS = 2.0  # a segment reads this long before its first frame (module docstring)
 _POLL = 0.25  # seconds between looks at the tasks and the progress
 
 
@@ -268,18 +268,33 @@ class _Join:
         self.folder = job.target.parent / f".{job.target.name}.u2video-segments"
         shutil.rmtree(self.folder, ignore_errors=True)  # what a run that died left
         self.folder.mkdir()
-        info = video.info
-        if fmt.sequence:
-            self.sink: Sink = PngSequenceSink(job.target, job.source, fmt, max_height=options.max_height,
-                                              overwrite=True)
-        else:
-            self.sink = VideoSink(job.target, fmt, info.width, info.height, info.rate, info.time_base, job.source,
-                                  max_height=options.max_height, overwrite=options.overwrite, encoders=1)
-        self.time_base = info.time_base
+        self.fmt, self.info = fmt, video.info
+        self._sink: Sink | None = None  # opened with the first segment: many long videos, few open encoders
+        self.time_base = video.info.time_base
         self.count = count
         self.results: dict[int, TaskResult] = {}
         self.next = 0
         self.started = time.monotonic()
+
+    @property
+    def sink(self) -> Sink:
+        if self._sink is None:
+            info, fmt, options, job = self.info, self.fmt, self.options, self.job
+            if fmt.sequence:
+                self._sink = PngSequenceSink(job.target, job.source, fmt, max_height=options.max_height, overwrite=True)
+            else:
+                self._sink = VideoSink(job.target, fmt, info.width, info.height, info.rate, info.time_base, job.source,
+                                       max_height=options.max_height, overwrite=options.overwrite, encoders=1)
+        return self._sink
+
+    @property
+    def frames(self) -> int:
+        return self._sink.frames if self._sink is not None else 0
+
+    @property
+    def written(self) -> bool:
+        """The output is finished and published."""
+        return self._sink is not None and self._sink.written is not None
 
     def part(self, index: int) -> Path:
         return self.folder / f"{index:05d}{self.part_format.extension}"
@@ -317,7 +332,7 @@ class _Join:
     def stop(self) -> Path | None:
         """After a failure or Ctrl-C: the joined part kept as a partial output (returned) or nothing."""
         with uninterrupted():
-            kept = self.sink.salvage()
+            kept = self._sink.salvage() if self._sink is not None else None
             shutil.rmtree(self.folder, ignore_errors=True)
             return kept
 
@@ -335,8 +350,8 @@ def plan_tasks(job: VideoJob, video: VideoSource, join: _Join | None, config: Cl
     for k in range(join.count):
         lo = first + k * step
         hi = first + (k + 1) * step if k + 1 < join.count else None
-        read_from = None if k == 0 else float(lo * info.time_base) - max(WARM_UP_SECONDS,
-                                                                          (matte_config.smooth + 1) / info.rate)
+        warm_up = max(config.warm_up_frames, matte_config.smooth + 1) / info.rate
+        read_from = None if k == 0 else float(lo * info.time_base - warm_up)
         read_to = None if hi is None else float(hi * info.time_base + ahead)
         tasks.append(Task(job, Segment(k, lo, hi, max(0.0, read_from) if read_from is not None else None,
                                        read_to, join.part(k))))
@@ -480,7 +495,7 @@ def _settle(task: Task, result: TaskResult, joins: dict, failed_jobs: set, start
             finished(job, result.frames, time.monotonic() - started[str(job.source)], summary, reporter)
         elif join.add(task.segment.index, result):
             join.finish()
-            finished(job, join.sink.frames, time.monotonic() - started[str(job.source)], summary, reporter)
+            finished(job, join.frames, time.monotonic() - started[str(job.source)], summary, reporter)
     except (MediaError, ValueError, av.FFmpegError) as e:  # ValueError: a part's frames not as the task said
         failed_jobs.add(job.source)
         if join is not None:
@@ -498,10 +513,10 @@ def _stop(ray, workers: list, jobs: list[VideoJob], joins: dict[Path, _Join], re
             except Exception:  # Ray itself is gone (a Ctrl-C in a terminal reaches its processes too)
                 pass
         for join in joins.values():
-            if join.sink.written is None:
+            if not join.written:
                 kept = join.stop()
                 if kept is not None:
-                    reporter.warn(f"stopped: the first {join.sink.frames} frames of {join.job.source.name} were kept, "
+                    reporter.warn(f"stopped: the first {join.frames} frames of {join.job.source.name} were kept, "
                                   f"finalised and playable, in {kept}")
         # the killed workers' outputs: finished here once their locks are gone
         folders = sorted({job.target.parent for job in jobs})

@@ -213,12 +213,17 @@ class ClusterConfig:
     address: str | None = None  # a running cluster ("auto", "ray://head:10001"); None: start Ray here
     segment_seconds: float = 60.0  # a clip longer than this is split into segments of this length
     retries: int = 3  # a task whose worker died is tried again this many times
+    # a segment starts this many frames before its first (README, "Many files and clusters": the
+    # hold's state from earlier frames fades below 1/255 within ~110 frames on real footage)
+    warm_up_frames: int = 150
 
     def __post_init__(self) -> None:
         if self.segment_seconds <= 0:
             raise ConfigError(f"--segment-seconds {self.segment_seconds} must be positive: e.g. 60")
         if self.retries < 0:
             raise ConfigError(f"retries {self.retries} is negative: give 0 or more")
+        if self.warm_up_frames < 0:
+            raise ConfigError(f"warm-up {self.warm_up_frames} frames is negative: give 0 or more")
 
 
 @dataclass(frozen=True)
