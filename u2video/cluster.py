@@ -41,7 +41,7 @@ import av
 import numpy as np
 
 from .batch import BatchSummary, VideoJob, fail, finished, to_do
-from .config import ClusterConfig, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, OutputConfig, VideoFormat
+from .config import ClusterConfig, Crop, DeviceConfig, DeviceKind, MatteConfig, ModelConfig, OutputConfig, VideoFormat
 from .errors import ConfigError, MediaError, U2VideoError
 from .interrupts import uninterrupted
 from .media.files import TEMP_NAME, is_abandoned
@@ -210,8 +210,9 @@ class ClipWorker:
             if task.segment is None:
                 from .api import video_run
 
+                options = replace(self.options, overwrite=task.overwrite)
                 done = video_run(task.job.source, task.job.target, self.command, render, model=self.model,
-                                 device=self.device, options=replace(self.options, overwrite=task.overwrite), matte_config=self.matte_config,
+                                 device=self.device, options=options, matte_config=self.matte_config,
                                  reporter=reporter, segmenter=self.segmenter)
                 result.frames = done.frames
             else:
@@ -436,12 +437,18 @@ def _run(ray, jobs, command, background, model, device, options, matte_config, c
             fail(job, str(e), summary, reporter)
     if not pending:
         return
-    reporter.info(f"{len(pending)} tasks ({len(jobs)} videos) on Ray: {count} workers with "
-                  f"{', '.join(f'{v} {k[4:].upper()}' for k, v in resources.items())} each")
+    if joins and matte_config.crop is Crop.AUTO:
+        reporter.warn(f"{len(joins)} video{'s' if len(joins) > 1 else ''} cut into segments with the crop pass on: "
+                      "where a box is kept across a cut, the matte there can differ from a single pass "
+                      "(README, 'Many files and clusters'); --crop off, or a longer --segment-seconds, avoids it")
+    workers_used = min(count, len(pending))
+    each = " and ".join(f"{v} {k[4:-1].upper()}{'s' if v != 1 else ''}" for k, v in resources.items())
+    reporter.info(f"{_count(len(pending), 'task')} ({_count(len(jobs), 'video')}) on Ray: "
+                  f"{_count(workers_used, 'worker')} with {each} each")
     worker_class = ray.remote(max_restarts=config.retries, max_task_retries=config.retries, **resources)(ClipWorker)
     progress = ray.remote(num_cpus=0)(_Progress).remote()
     workers = [worker_class.remote(command, background, model, device, matte_config, options)
-               for _ in range(min(count, len(pending)))]
+               for _ in range(workers_used)]
     idle = list(workers)
     running: dict = {}  # ObjectRef -> (worker, task)
     bar = reporter.bar("frames", total_frames or None, "frame")
@@ -477,6 +484,10 @@ def _run(ray, jobs, command, background, model, device, options, matte_config, c
         _stop(ray, workers, jobs, joins, reporter)
         raise
     bar.close()
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'s' if n != 1 else ''}"
 
 
 def _settle(task: Task, result: TaskResult, joins: dict, failed_jobs: set, started: dict,
