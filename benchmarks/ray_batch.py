@@ -3,7 +3,7 @@ changes in its matte.
 
     U2NET_HOME=../shared/models python benchmarks/ray_batch.py [--clips 4] [--frames 100]
         [--segments-clip ../shared/media/one-by-one-person-detection.mp4] [--from 60] [--seconds 40]
-        [--segment-seconds 20] [--warm-ups 0,150] [--crop auto] [--skip overhead] [--json FILE]
+        [--segment-seconds 20] [--warm-ups 0,150] [--crop auto] [--skip overhead|segments] [--join-check] [--json FILE]
 
 1. **Overhead**: ``--clips`` demo clips (the project's renderer, 640x480, ``--frames`` each, with
    audio) matted by ``u2video matte DIR -o OUT`` and by the same with ``--ray`` (a local Ray started
@@ -14,6 +14,8 @@ changes in its matte.
    started ``w`` frames early for each ``--warm-ups`` w (0: the smoothing window only), with the
    crop pass ``--crop``; max |Δα| against the single pass, over all frames and over the first
    second of each segment.
+3. **Join check** (``--join-check``): two libx264 segments of a demo clip joined by copying their
+   packets, against one encoder: frames and pts decoded from the join, and the one encoder's rate.
 """
 
 from __future__ import annotations
@@ -127,6 +129,53 @@ def segments(folder: Path, clip: Path, start: float, seconds: float, warm_ups: l
     return {"clip": clip.name, "from": start, "seconds": seconds, "crop": crop, "segment_seconds": segment_seconds, "frames": len(pts), "by_warm_up": results}
 
 
+def join_check(folder: Path, frames: int = 100) -> dict:
+    """Per-segment libx264 encodes joined by copying their packets, against one encoder: does the
+    join mux and decode to the source's frames and pts, and how fast is the one encoder?"""
+    from u2video.media.demo import write_clip
+
+    source = write_clip(folder / "src.mp4", frames, (480, 640), 25, audio=False)
+    with av.open(str(source)) as container:
+        decoded = [(f.to_ndarray(format="rgb24"), f.pts) for f in container.decode(video=0)]
+        time_base = container.streams.video[0].time_base
+
+    def encode(path: Path, items: list) -> None:
+        with av.open(str(path), "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt, stream.time_base = 640, 480, "yuv420p", time_base
+            stream.codec_context.options = {"crf": "18", "preset": "medium"}  # the h264-replace preset's
+            for rgb, pts in items:
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts, frame.time_base = pts, time_base
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+
+    began = time.perf_counter()
+    encode(folder / "one.mp4", decoded)
+    fps = len(decoded) / (time.perf_counter() - began)
+    half = len(decoded) // 2
+    encode(folder / "s0.mp4", decoded[:half])
+    encode(folder / "s1.mp4", decoded[half:])
+    try:
+        with av.open(str(folder / "joined.mp4"), "w", format="mp4") as out:
+            with av.open(str(folder / "s0.mp4")) as first:
+                stream = out.add_stream_from_template(first.streams.video[0])
+            for part in ("s0.mp4", "s1.mp4"):
+                with av.open(str(folder / part)) as inp:
+                    for packet in inp.demux(video=0):
+                        if packet.size:
+                            packet.stream = stream
+                            out.mux(packet)
+        with av.open(str(folder / "joined.mp4")) as container:
+            pts = [f.pts for f in container.decode(video=0)]
+        joined = f"decoded {len(pts)} frames, pts equal to the source's: {pts == [p for _, p in decoded]}"
+    except (av.FFmpegError, ValueError) as e:
+        joined = f"failed: {e}"
+    print(f"join: two libx264 segments copied into one .mp4: {joined}; one libx264 encoder (medium, crf 18) at "
+          f"640x480: {fps:.1f} frames/s", flush=True)
+    return {"joined": joined, "one_encoder_fps": fps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=4)
@@ -137,15 +186,19 @@ def main() -> None:
     parser.add_argument("--warm-ups", default="0,150", help="frames a segment starts early (0: the smoothing window)")
     parser.add_argument("--crop", default="auto", choices=["auto", "off"])
     parser.add_argument("--segment-seconds", type=float, default=20)
-    parser.add_argument("--skip", choices=["overhead", "segments"])
+    parser.add_argument("--skip", choices=["overhead", "segments"], action="append", default=[])
+    parser.add_argument("--join-check", action="store_true", help="also the H.264 join check (3.)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     report = {"cores": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.skip != "overhead":
+        if args.join_check:
+            os.mkdir(Path(tmp) / "c")
+            report["join"] = join_check(Path(tmp) / "c")
+        if "overhead" not in args.skip:
             os.mkdir(Path(tmp) / "a")
             report["overhead"] = overhead(Path(tmp) / "a", args.clips, args.frames)
-        if args.skip != "segments":
+        if "segments" not in args.skip:
             os.mkdir(Path(tmp) / "b")
             report["segments"] = segments(Path(tmp) / "b", args.segments_clip, args.start, args.seconds,
                                           [int(w) for w in args.warm_ups.split(",")], args.crop, args.segment_seconds)
