@@ -192,3 +192,16 @@ def test_ctrl_c_keeps_partial_outputs(u2netp_store, tmp_path):
     assert not (out / "slow.mov").exists()
     with av.open(str(partial)) as container:
         assert container.streams.video[0].codec_context.name == "prores"
+
+
+def test_what_is_cut_into_segments(long_clip):
+    from u2video.cluster import segment_count
+    from u2video.media.source import VideoSource
+
+    config = ClusterConfig(segment_seconds=2.5)
+    with VideoSource(long_clip) as video:
+        assert segment_count(video, config, OutputConfig(), "white") == 3
+        assert segment_count(video, config, OutputConfig(), None) == 3
+        assert segment_count(video, config, OutputConfig(), str(long_clip)) == 1  # a video backdrop starts at frame 0
+        assert segment_count(video, config, OutputConfig(start=1.0), None) == 1  # --start/--end: one task
+        assert segment_count(video, ClusterConfig(segment_seconds=60), OutputConfig(), None) == 1

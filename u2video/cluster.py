@@ -46,6 +46,7 @@ from .errors import ConfigError, MediaError, U2VideoError
 from .interrupts import uninterrupted
 from .media.files import TEMP_NAME, is_abandoned
 from .media.leftovers import recover_leftovers
+from .media.probe import MediaKind, probe
 from .media.segments import INTRA_ONLY
 from .media.source import VideoSource
 from .media.writers import PngSequenceSink, Sink, VideoSink
@@ -373,7 +374,7 @@ def _video_background(background: str | None) -> bool:
     if background is None:
         return False
     path = Path(background)
-    return path.is_file() and path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+    return path.is_file() and probe(path) is MediaKind.VIDEO  # judged as parse_background judges it
 
 
 def _resources(device: DeviceConfig, cluster: dict) -> tuple[dict, int]:
