@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -363,15 +364,10 @@ def _many(command: str, videos: list[Path], images: list[Path], output: Path, re
                 nonlocal segmenter
                 if segmenter is None:  # loaded once, and only if some file needs it
                     segmenter = load_video_segmenter(model, device, reporter)
-                # each clip gets its own background: a video backdrop starts from its first frame
-                backdrop = parse_background(background) if background is not None else None
-                try:
-                    done = video_run(job.source, job.target, command, Compositor(backdrop) if backdrop else render,
-                                     model=model, device=device, options=dataclasses.replace(options, overwrite=overwrite),
+                with clip_render(background, options.mask_only) as clip:
+                    done = video_run(job.source, job.target, command, clip, model=model, device=device,
+                                     options=dataclasses.replace(options, overwrite=overwrite),
                                      matte_config=matte_config, reporter=file_reporter, segmenter=segmenter)
-                finally:
-                    if backdrop is not None:
-                        backdrop.close()
                 return done.frames
 
             if not one_file:
@@ -385,6 +381,20 @@ def _many(command: str, videos: list[Path], images: list[Path], output: Path, re
     if summary.failed:
         raise BatchFailed(summary)
     return summary.done
+
+
+@contextlib.contextmanager
+def clip_render(background: str | None, mask_only: bool) -> Iterator[Render]:
+    """The render for one clip of a batch: onto ``background``, parsed anew for each clip (a video
+    backdrop starts from its first frame), else the cut-out or, with ``mask_only``, the matte."""
+    if background is None:
+        yield to_matte if mask_only else to_rgba
+        return
+    backdrop = parse_background(background)
+    try:
+        yield Compositor(backdrop)
+    finally:
+        backdrop.close()
 
 
 def _batch_images(images: list[Path], output: Path, command: str, render: Render, model: ModelConfig,

@@ -196,34 +196,23 @@ class ClipWorker:
         return os.getpid()
 
     def run(self, task: Task, progress) -> TaskResult:
+        from .api import clip_render, video_run
+
         reporter = _TaskReporter(progress, task.key, task.job.source.name)
         result = TaskResult(task.key, warnings=reporter.warnings)
-        backdrop = None
         try:
-            from .backgrounds import parse_background
-            from .compose import Compositor, to_matte, to_rgba
-
-            if self.background is not None:
-                backdrop = parse_background(self.background)  # per task: a video backdrop starts at its frame 0
-                render = Compositor(backdrop)
-            else:
-                render = to_matte if self.options.mask_only else to_rgba
-            if task.segment is None:
-                from .api import video_run
-
-                options = replace(self.options, overwrite=task.overwrite)
-                done = video_run(task.job.source, task.job.target, self.command, render, model=self.model,
-                                 device=self.device, options=options, matte_config=self.matte_config,
-                                 reporter=reporter, segmenter=self.segmenter)
-                result.frames = done.frames
-            else:
-                result.pts = self._segment(task, render, reporter)
-                result.frames = len(result.pts)
+            with clip_render(self.background, self.options.mask_only) as render:
+                if task.segment is None:
+                    options = replace(self.options, overwrite=task.overwrite)
+                    done = video_run(task.job.source, task.job.target, self.command, render, model=self.model,
+                                     device=self.device, options=options, matte_config=self.matte_config,
+                                     reporter=reporter, segmenter=self.segmenter)
+                    result.frames = done.frames
+                else:
+                    result.pts = self._segment(task, render, reporter)
+                    result.frames = len(result.pts)
         except U2VideoError as e:
             result.error = str(e)
-        finally:
-            if backdrop is not None:
-                backdrop.close()
         return result
 
     def _segment(self, task: Task, render, reporter: _TaskReporter) -> list[int]:
