@@ -41,7 +41,8 @@ from u2video.device import pick_dtype, prepare_network
 from u2video.media.demo import render_still, write_clip
 from u2video.model.registry import MODELS
 from u2video.model.u2net import U2NET, U2NETP, fold_batchnorm
-from u2video.model.weights import load_network, store_dir
+from u2video.model.store import store_dir
+from u2video.model.weights import load_network
 from u2video.segmenter import Segmenter
 from webcam import play_live  # benchmarks/webcam.py: a clip played as the webcam command plays it
 

@@ -39,7 +39,8 @@ from u2video.compose import to_rgba
 from u2video.config import DeviceConfig, MatteConfig, ModelConfig, Normalization, Runtime
 from u2video.device import cpu_threads
 from u2video.media.demo import write_clip
-from u2video.model.weights import resolve, store_dir
+from u2video.model.store import store_dir
+from u2video.model.weights import resolve
 from u2video.presets import load_preset
 from u2video.terminal import TerminalReporter
 from u2video.segmenter import Segmenter

@@ -24,7 +24,7 @@ from u2video.device import pick_runtime  # noqa: E402
 from u2video.errors import DeviceError, ModelError  # noqa: E402
 from u2video.model import quantize as quantize_module  # noqa: E402
 from u2video.model.registry import MODELS  # noqa: E402
-from u2video.model.weights import file_md5  # noqa: E402
+from u2video.model.store import file_md5  # noqa: E402
 from u2video.segmenter import Segmenter  # noqa: E402
 
 from .conftest import weights_dir  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from u2video.errors import ModelError
-from u2video.model import registry, weights
+from u2video.model import registry, store, weights
 from u2video.model.u2net import U2NET, U2NETP, fold_batchnorm
 from u2video.segmenter import _MEAN, _STD
 
@@ -78,7 +78,7 @@ def test_pth_wrapped_as_dataparallel_loads(tmp_path):
 
 
 def test_store_lists_the_registry_with_state(u2netp_store):
-    entries = {e.spec.name: e for e in weights.list_store()}
+    entries = {e.spec.name: e for e in store.list_store()}
     assert set(entries) == {"u2netp", "u2net", "u2net_human_seg", "silueta"}
     assert entries["u2netp"].verified and entries["u2netp"].path == u2netp_store / "u2netp.onnx"
 
@@ -86,9 +86,9 @@ def test_store_lists_the_registry_with_state(u2netp_store):
 def test_store_location_follows_rembg(monkeypatch, tmp_path):
     monkeypatch.delenv("U2NET_HOME", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    assert weights.store_dir() == tmp_path / ".u2net"
+    assert store.store_dir() == tmp_path / ".u2net"
     monkeypatch.setenv("U2NET_HOME", str(tmp_path / "elsewhere"))
-    assert weights.store_dir() == tmp_path / "elsewhere"
+    assert store.store_dir() == tmp_path / "elsewhere"
 
 
 def test_wrong_checksum_is_refused(monkeypatch, tmp_path):
@@ -152,7 +152,7 @@ def test_download_verifies_then_renames(tmp_path, monkeypatch):
     payload = np.random.default_rng(0).bytes(3 << 20)
     spec = fake_release(tmp_path, monkeypatch, payload, payload)
     reporter = CountingReporter()
-    path = weights.pull(spec, reporter)
+    path = store.pull(spec, reporter)
     assert path == tmp_path / "store" / "u2netp.onnx" and md5(path) == spec.md5
     assert reporter.bytes == len(payload)
     assert sorted(p.name for p in path.parent.iterdir()) == ["u2netp.onnx"]  # no .part left
@@ -161,7 +161,7 @@ def test_download_verifies_then_renames(tmp_path, monkeypatch):
 def test_download_with_wrong_checksum_leaves_nothing(tmp_path, monkeypatch):
     spec = fake_release(tmp_path, monkeypatch, b"tampered", b"the real thing")
     with pytest.raises(ModelError, match="md5"):
-        weights.pull(spec)
+        store.pull(spec)
     assert list((tmp_path / "store").iterdir()) == []
 
 

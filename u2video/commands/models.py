@@ -16,7 +16,7 @@ def list_models() -> None:
     file in the store is damaged."""
     from ..errors import ModelError
     from ..model.tuned import list_tuned
-    from ..model.weights import list_store, store_dir
+    from ..model.store import list_store, store_dir
 
     typer.echo(f"store: {store_dir()}  (set U2NET_HOME to move it; shared with rembg)")
     damaged = []
@@ -40,7 +40,7 @@ def pull(
     force: Annotated[bool, typer.Option("--force", help="Download again even if an intact copy is there.")] = False,
 ) -> None:
     """Download models into the store (checksum verified, atomic)."""
-    from ..model.weights import lookup, pull as pull_model
+    from ..model.store import lookup, pull as pull_model
 
     for spec in [lookup(n) for n in names]:
         path = pull_model(spec, TerminalReporter(), force=force)
@@ -52,7 +52,7 @@ def verify(
 ) -> None:
     """Check the md5 of models in the store; exits non-zero if one is missing or damaged."""
     from ..errors import ModelError
-    from ..model.weights import list_store, lookup, store_dir, verify as verify_model
+    from ..model.store import list_store, lookup, store_dir, verify as verify_model
 
     specs = [lookup(n) for n in names] if names else [e.spec for e in list_store() if e.present]
     if not specs:

@@ -31,7 +31,8 @@ from ..config import Normalization, Runtime
 from ..errors import ModelError
 from ..progress import Reporter, SilentReporter
 from .registry import MODELS
-from .weights import file_md5, load_network, lookup, store_dir
+from .store import file_md5, lookup, store_dir
+from .weights import load_network
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ..errors import ModelError
 from ..media.files import write_file
-from .weights import file_md5, store_dir
+from .store import file_md5, store_dir
 
 KIND = "u2video tuned model"
 

@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..media.files import check_output, ensure_writable_dir
 from ..model.tuned import TunedModel, save_tuned, sidecar_of
 from ..model.u2net import ARCHITECTURES
-from ..model.weights import file_md5, load_network
+from ..model.store import file_md5
+from ..model.weights import load_network
 from ..progress import Reporter, SilentReporter
 from ..segmenter import normalise
 from .augment import AugmentParams, augment
