@@ -32,7 +32,6 @@ _TRANSCODE_TO = {"mp4": "aac", "mov": "aac", "webm": "libopus", "matroska": "lib
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 # FFmpeg's default layout for a channel count, for streams that say only "N channels"
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-LEAD = 0.2  # seconds of audio muxed ahead of the video written so far
 
 
 class AudioCarrier:
@@ -108,9 +107,12 @@ class AudioCarrier:
         out.codec_context.open()
         return out
 
-    def write_until(self, seconds: float | None, lead: float = LEAD) -> None:
-        """Mux audio up to ``seconds`` of output time plus ``lead``; None: all that is left."""
-        limit = None if seconds is None else seconds + lead
+    def write_until(self, seconds: float | None) -> None:
+        """Mux the audio packets that start by ``seconds`` of output time; None: all that is left.
+        Called as each video frame is written, so a partial file's audio ends within one packet
+        of its video (no audio is muxed ahead: the encoders' delay keeps audio ahead of the video
+        packets anyway)."""
+        limit = seconds
         while True:
             packet = self._pending or next(self._packets, None)
             self._pending = None

@@ -284,7 +284,7 @@ class VideoSink:
             if all_audio:
                 self._audio.finish()
             else:  # a partial file: audio as far as the video goes
-                self._audio.write_until(float((self._last_pts or 0) * self._time_base), lead=0)
+                self._audio.write_until(float((self._last_pts or 0) * self._time_base))
                 self._audio.close()
         try:
             self._container.close()
