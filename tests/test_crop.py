@@ -51,11 +51,11 @@ def edge_error(alpha: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def segmenter():
-    from .conftest import weights_dir
+    from .conftest import missing_shared, weights_dir
 
     folder = weights_dir()
     if folder is None:
-        pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
+        missing_shared("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
     return Segmenter.from_config(ModelConfig(str(folder / "u2netp.onnx"), 320, Normalization.FIXED),
                                  DeviceConfig(DeviceKind.CPU), workers=1)
 

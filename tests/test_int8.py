@@ -27,7 +27,7 @@ from u2video.model.registry import MODELS  # noqa: E402
 from u2video.model.store import file_md5  # noqa: E402
 from u2video.segmenter import Segmenter  # noqa: E402
 
-from .conftest import weights_dir  # noqa: E402
+from .conftest import missing_shared, weights_dir  # noqa: E402
 from .test_cli_images import run  # noqa: E402
 from .test_video_matte import FAST, decoded, make_clip  # noqa: E402
 
@@ -38,7 +38,7 @@ def made(tmp_path_factory) -> tuple[Path, Path, object]:
     the clip it was calibrated on; the CLI's result."""
     source = weights_dir()
     if source is None:
-        pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
+        missing_shared("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
     store = tmp_path_factory.mktemp("store")
     (store / "u2netp.onnx").symlink_to(source / "u2netp.onnx")
     clip = make_clip(tmp_path_factory.mktemp("clip") / "calibrate.mp4", frames=24)

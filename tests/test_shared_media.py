@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from .conftest import SHARED, md5
+from .conftest import SHARED, md5, missing_shared
 from .test_cli_images import run
 from .test_video_matte import FAST
 from .test_video_matte import decoded, model_alpha, seconds
@@ -20,7 +20,7 @@ WEBCAM = ["book.mkv", "help.mkv", "please.mkv", "walk.mkv"]
 @pytest.fixture
 def media() -> Path:
     if not all((MEDIA / name).is_file() for name in WEBCAM):
-        pytest.skip("needs the clips in ../shared/media")
+        missing_shared("needs the clips in ../shared/media")
     return MEDIA
 
 
@@ -58,7 +58,7 @@ def test_webm_alpha_on_a_real_clip(u2netp_store, media, tmp_path):
 def test_replace_on_the_mp4_clip_trimmed(u2netp_store, tmp_path):
     clip = MEDIA / "one-by-one-person-detection.mp4"
     if not clip.is_file():
-        pytest.skip("needs ../shared/media/one-by-one-person-detection.mp4")
+        missing_shared("needs ../shared/media/one-by-one-person-detection.mp4")
     out = tmp_path / "out.mp4"
     assert run("replace", clip, "-o", out, "-b", "blur", "--start", "20", "--end", "23", *FAST).exit_code == 0
     frames = decoded(out)

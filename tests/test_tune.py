@@ -74,10 +74,10 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tuned(clip, tmp_path_factory) -> Path:
     """A model tuned for 30 steps at 64² on the four masks (CPU)."""
-    from .conftest import weights_dir
+    from .conftest import missing_shared, weights_dir
 
     if weights_dir() is None:
-        pytest.skip("needs rembg's u2netp.onnx")
+        missing_shared("needs rembg's u2netp.onnx")
     folder = tmp_path_factory.mktemp("tuned")
     base = str(weights_dir() / "u2netp.onnx")
     return tune(clip, write_masks(folder / "masks"), folder / "clip.pth",

@@ -13,7 +13,7 @@ import torch
 from u2video.config import DeviceConfig, DeviceKind, ModelConfig, Normalization
 from u2video.segmenter import Segmenter
 
-from .conftest import md5
+from .conftest import md5, missing_shared
 from .test_api import load_samples_module
 from .test_cli_images import FAST as IMAGE_FAST
 from .test_cli_images import run
@@ -74,7 +74,7 @@ def expected_alpha(clip) -> np.ndarray:
     from .conftest import weights_dir
 
     if weights_dir() is None:
-        pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
+        missing_shared("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
     return model_alpha(clip)
 
 

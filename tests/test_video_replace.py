@@ -12,7 +12,7 @@ import torch
 import u2video
 from u2video.backgrounds import cover, parse_color
 
-from .conftest import md5, read_rgba, write_rgb
+from .conftest import md5, read_rgba, write_rgb, missing_shared
 from .test_api import load_samples_module
 from .test_cli_images import run
 from .test_video_matte import clip  # noqa: F401  (the fixture: 12 frames with a stereo AAC tone)
@@ -29,7 +29,7 @@ def alpha(clip) -> np.ndarray:
     from .conftest import weights_dir
 
     if weights_dir() is None:
-        pytest.skip("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
+        missing_shared("needs rembg's u2netp.onnx in $U2NET_HOME or ../shared/models")
     return model_alpha(clip, 128).astype(np.float32) / 255  # [N,H,W]
 
 
@@ -61,7 +61,9 @@ def test_image_background_is_scaled_to_cover(u2netp_store, clip, alpha, tmp_path
     image = write_rgb(tmp_path / "backdrop.png", backdrop)
     out = tmp_path / "out.mkv"
     assert run("replace", clip, "-o", out, "-b", image, *FAST).exit_code == 0
-    expected = composite(rgb_frames(clip), alpha, cover(backdrop, 160, 120).astype(np.float32))
+    # 300x90 to cover 160x120: scaled by 120/90 to 400x120, then the middle 160 columns (by hand, not cover())
+    covered = cv2.resize(backdrop, (400, 120), interpolation=cv2.INTER_LINEAR)[:, 120:280]
+    expected = composite(rgb_frames(clip), alpha, covered.astype(np.float32))
     assert np.abs(rgb_frames(out) - expected).mean() < 4
     assert audio_seconds(out)[0] == "aac"  # Matroska takes it as it is
 
@@ -101,12 +103,19 @@ def test_blur_background_of_an_even_frame_is_that_frame(height, width):
 
 def test_replace_an_image(u2netp_store, tmp_path):
     still = load_samples_module().render_still(96, 128)
-    photo, backdrop = write_rgb(tmp_path / "photo.jpg", still), write_rgb(tmp_path / "beach.jpg", np.full((50, 50, 3), 200, np.uint8))
-    out = tmp_path / "out.jpg"
+    colour = np.array((20, 140, 220), np.float32)  # one colour: its cover is itself at any size
+    photo = write_rgb(tmp_path / "photo.png", still)
+    backdrop = write_rgb(tmp_path / "beach.png", np.full((50, 50, 3), colour, np.uint8))
+    out = tmp_path / "out.png"
     result = run("replace", photo, "--background", backdrop, "-o", out, *FAST)
     assert result.exit_code == 0, result.output
-    img = cv2.imread(str(out))
-    assert img.shape == (96, 128, 3)
+    assert run("matte", photo, "--mask-only", "-o", tmp_path / "mask.png", *FAST).exit_code == 0
+    alpha = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)[..., None] / 255
+    assert 0.05 < (alpha > 0.5).mean() < 0.95  # subject and background both there
+    expected = colour + alpha * (still.astype(np.float32) - colour)  # the subject over the colour, by hand
+    ours = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(np.float32)
+    assert ours.shape == (96, 128, 3)
+    assert np.abs(ours - expected).max() <= 1.5  # the mask file's alpha is rounded to 1/255
 
 
 def test_presets_list_show_and_apply(u2netp_store, clip, tmp_path):
