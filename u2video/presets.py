@@ -121,7 +121,7 @@ def load_preset(name_or_path: str | Path | None) -> Preset:
     if name_or_path is None:
         return NO_PRESET
     text_name = str(name_or_path)
-    if text_name.endswith(".toml") or "/" in text_name or "\\" in text_name:
+    if _is_path(text_name):
         path = Path(text_name)
         if not path.is_file():
             raise ConfigError(f"preset file {path} does not exist: check the path")
@@ -161,7 +161,10 @@ def _parse(name: str, path: str, data: dict[str, Any]) -> Preset:
         fmt = VideoFormat(**table)
     tables = {s: data[s] for s in ("output", "model", "device", "matte") if s in data}
     preset = Preset(name, path, data.get("description", ""), data.get("command"), data.get("background"), fmt, tables)
-    preset.model_config(), preset.device_config(), preset.output_config(), preset.matte_config()  # checked now
+    try:  # checked now, and said to be the preset's
+        preset.model_config(), preset.device_config(), preset.output_config(), preset.matte_config()
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return preset
 
 
@@ -169,12 +172,16 @@ def all_presets() -> list[Preset]:
     return [load_preset(n) for n in builtin_names()]
 
 
+def _is_path(text: str) -> bool:
+    """A preset given as a file (anything else is a built-in preset's name)."""
+    return text.endswith(".toml") or "/" in text or "\\" in text
+
+
 def preset_text(name_or_path: str) -> str:
     """The preset's TOML as written, for `u2video presets NAME`."""
-    path = Path(name_or_path)
-    if name_or_path.endswith(".toml") and path.is_file():
-        return path.read_text(encoding="utf-8")
-    load_preset(name_or_path)  # unknown names fail with the list
+    load_preset(name_or_path)  # a missing file or an unknown name fails with what to do
+    if _is_path(name_or_path):
+        return Path(name_or_path).read_text(encoding="utf-8")
     return files("u2video.builtin_presets").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
 
 
