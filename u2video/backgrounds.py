@@ -157,7 +157,7 @@ _COLOR = re.compile(r"^(#|0x)?[0-9A-Za-z]+$")
 
 def parse_color(text: str) -> tuple[int, int, int] | None:
     """A colour name (FFmpeg's list: the CSS/X11 names), #RRGGBB or 0xRRGGBB -> RGB; None if not one."""
-    if not _COLOR.match(text):
+    if not _COLOR.fullmatch(text):  # (match's $ would let a trailing newline through)
         return None
     try:
         graph = av.filter.Graph()

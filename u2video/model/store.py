@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import ssl
 import tempfile
 import urllib.error
 import urllib.request
@@ -124,10 +125,13 @@ def pull(spec: ModelSpec, reporter: Reporter | None = None, force: bool = False)
                              f"{digest.hexdigest()}, not {spec.md5}; try again, or "
                              + _place_by_hand(spec, target))
         os.replace(tmp, target)
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as e:
+    except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError) as e:
         reason = getattr(e, "reason", e)
         raise ModelError(f"could not download {spec.filename} ({reason}); without network, "
                          + _place_by_hand(spec, target)) from None
+    except OSError as e:  # writing it: a full disk, a store that went away
+        raise ModelError(f"could not save {spec.filename} in the model store {target.parent} ({e.strerror or e}): "
+                         "free some space, or set U2NET_HOME to a folder with room") from None
     finally:
         tmp.unlink(missing_ok=True)
     return target
