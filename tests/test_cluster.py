@@ -128,13 +128,22 @@ def _workers() -> list[int]:
 
 
 def _wait_for_writing(folder: Path, timeout: float = 120) -> None:
-    """Until a worker is writing an output in ``folder`` (its hidden temporary file is there)."""
+    """Until a worker's output in ``folder`` (its hidden temporary file) holds a frame that plays:
+    a count, not a time, so a busy machine only makes the wait longer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if folder.is_dir() and any(TEMP_NAME.match(p.name) and p.stat().st_size for p in folder.iterdir()):
+        if folder.is_dir() and any(TEMP_NAME.match(p.name) and _has_a_frame(p) for p in folder.iterdir()):
             return
         time.sleep(0.05)
-    raise AssertionError(f"no worker started writing into {folder}")
+    raise AssertionError(f"no worker wrote a frame into {folder}")
+
+
+def _has_a_frame(path: Path) -> bool:
+    try:
+        with av.open(str(path)) as container:
+            return next(container.decode(video=0), None) is not None
+    except (av.FFmpegError, OSError):
+        return False
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray's workers through /proc")

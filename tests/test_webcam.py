@@ -326,7 +326,7 @@ def test_preview_window_on_a_virtual_screen(tmp_path, u2netp_store):
     import sys
 
     if shutil.which("xvfb-run") is None:
-        missing_shared("needs xvfb-run for a virtual screen")
+        pytest.skip("needs xvfb-run for a virtual screen")
     clip = write_clip(tmp_path / "clip.mp4", 30, (72, 96), 30, audio=False)
     stats_path = tmp_path / "stats.json"
     env = dict(os.environ, U2NET_HOME=str(u2netp_store))
