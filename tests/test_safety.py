@@ -433,7 +433,7 @@ class InterruptAt:
 
 
 def test_webcam_interrupted_at_any_moment_leaves_the_recording_or_nothing(u2netp_store, tmp_path):
-    """Ctrl-C at each of the 80 lines from where the recording's sink is made, and at 50 moments
+    """Ctrl-C at each of the 80 lines from where the recording's sink is made, and at 25 moments
     spread over the rest of a short session: each time, either nothing is left, or (once a
     frame was recorded) the finished, playable recording."""
     import u2video as api
@@ -452,7 +452,7 @@ def test_webcam_interrupted_at_any_moment_leaves_the_recording_or_nothing(u2netp
     (tmp_path / "count").mkdir()
     counter.run(session(tmp_path / "count"))
     set_up = range(counter.watched[0], counter.watched[0] + 80)  # the recording's sink, and what follows it
-    moments = sorted(set(set_up) | set(np.linspace(1, counter.count, 50).astype(int)))
+    moments = sorted(set(set_up) | set(np.linspace(1, counter.count, 25).astype(int)))
     outcomes = set()
     for n in moments:
         folder = tmp_path / f"at{n}"
