@@ -12,7 +12,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ../shared beside the checkout; $U2VIDEO_SHARED where the tests run from a copy (tests/mutants.py)
+SHARED = Path(os.environ.get("U2VIDEO_SHARED") or REPO.parent / "shared")
 REFERENCE = SHARED / "reference" / "u2net_official"
 
 

@@ -185,9 +185,13 @@ def run(m: Mutant, timeout: float) -> tuple[str, str, float]:
             apply(root, m)
         except LookupError as e:
             return "ERROR", str(e), 0.0
+        # the package's presets (u2video.builtin_presets) come from presets/: in the copy too,
+        # not through the editable install's mapping to the checkout
+        shutil.copytree(root / "presets", root / "u2video" / "builtin_presets")
         # the copy comes first on the path, before the editable install, in this process and
         # in every process the tests start
-        env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1",
+                   U2VIDEO_SHARED=str(REPO.parent / "shared"))  # the copy has no ../shared beside it
         started = time.monotonic()
         try:
             done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider",
@@ -195,11 +199,14 @@ def run(m: Mutant, timeout: float) -> tuple[str, str, float]:
         except subprocess.TimeoutExpired:
             return "ERROR", f"tests ran past {timeout:g} s", time.monotonic() - started
         seconds = time.monotonic() - started
-        if done.returncode == 0:
-            return "SURVIVED", "", seconds
         failed = re.findall(r"^FAILED (\S+)", done.stdout, re.M)
         if done.returncode == 1 and failed:
             return "caught", ", ".join(f.replace("tests/", "") for f in failed), seconds
+        skipped = re.search(r"(\d+) skipped", done.stdout)
+        if skipped:  # a skipped test catches nothing: its data or package is missing here
+            return "ERROR", f"{skipped.group(1)} of the tests skipped (pytest -rs says why)", seconds
+        if done.returncode == 0:
+            return "SURVIVED", "", seconds
         tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
         return "ERROR", f"pytest exit {done.returncode}: " + " | ".join(tail), seconds
 
