@@ -127,7 +127,7 @@ def _workers() -> list[int]:
     return found
 
 
-def _wait_for_writing(folder: Path, timeout: float = 120) -> None:
+def _wait_for_writing(folder: Path, timeout: float = 600) -> None:
     """Until a worker's output in ``folder`` (its hidden temporary file) holds a frame that plays:
     a count, not a time, so a busy machine only makes the wait longer."""
     deadline = time.monotonic() + timeout

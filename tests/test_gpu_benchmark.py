@@ -23,7 +23,12 @@ def test_gpu_benchmark_dry_run_runs_every_part(u2netp_store, tmp_path):
     assert parts["tests"]["exit_code"] == 0 and "skipped" in parts["tests"]["summary"]  # no GPU here
     for name in ("u2netp", "u2net"):
         rows = parts["model"][name]["rows"]
-        assert [(r["precision"], r["batch"]) for r in rows] == [("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)]
+        assert [r["precision"] for r in rows if r["batch"] == 1] == ["fp32", "bf16"]
+        for precision in ("fp32", "bf16"):
+            batches = [r for r in rows if r["precision"] == precision]
+            # batch 2 runs unless batch 1 took over 2 s a call (the script's rule; a loaded machine can)
+            expected = [1] if batches[0]["seconds_per_call"] > 2.0 else [1, 2]
+            assert [r["batch"] for r in batches] == expected, rows
         assert all(r["fps"] > 0 for r in rows)
     assert parts["model"]["u2net"]["weights"] == "random (speed only)"  # never downloaded
     assert [(r["clip"], r["format"]) for r in parts["end_to_end"]] == [("tiny", "prores"), ("tiny", "webm"), ("tiny", "h264")]
