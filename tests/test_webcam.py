@@ -298,7 +298,7 @@ def test_frames_reach_the_virtual_camera(keep_alpha, tmp_path, u2netp_store):
         pyvirtualcam.camera.BACKENDS.pop("u2video-test", None)
     frames = _RecordingBackend.frames  # pyvirtualcam hands its backends flat arrays
     channels = 4 if keep_alpha else 3
-    assert len(frames) == stats.processed >= 5
+    assert len(frames) == stats.processed >= 1  # every processed frame sent (a busy machine drops more)
     assert all(f.shape == (48 * 64 * channels,) and f.dtype == np.uint8 for f in frames)
     fmt = pyvirtualcam.PixelFormat.RGBA if keep_alpha else pyvirtualcam.PixelFormat.RGB
     assert _RecordingBackend.fourcc == int.from_bytes(fmt.value.encode(), "little")  # RGB24 or RGBA as asked
