@@ -112,14 +112,13 @@ class AudioCarrier:
         Called as each video frame is written, so a partial file's audio ends within one packet
         of its video (no audio is muxed ahead: the encoders' delay keeps audio ahead of the video
         packets anyway)."""
-        limit = seconds
         while True:
             packet = self._pending or next(self._packets, None)
             self._pending = None
             if packet is None:
                 return
             t = _seconds(packet.pts, packet.time_base)
-            if limit is not None and t is not None and t - self.start > limit:
+            if seconds is not None and t is not None and t - self.start > seconds:
                 self._pending = packet
                 return
             self._carry(packet, t)
