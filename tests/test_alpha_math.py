@@ -702,14 +702,20 @@ def test_matte_stage_returns_nothing_until_a_window_is_complete():
     assert keys == [] and alpha.numel() == 0
 
 
-def test_matte_stage_flushes_a_batch_at_a_time(monkeypatch):
-    sizes = []
+def upsample_batch_sizes(monkeypatch) -> list[int]:
+    """The batch size of each ``upsample`` call the stage makes from now on (filled as it runs)."""
+    sizes: list[int] = []
 
     def recording(pred, height, width):
         sizes.append(pred.shape[0])
         return upsample(pred, height, width)
 
     monkeypatch.setattr(A, "upsample", recording)
+    return sizes
+
+
+def test_matte_stage_flushes_a_batch_at_a_time(monkeypatch):
+    sizes = upsample_batch_sizes(monkeypatch)
     frames, preds = stage_data(7, seed=26)
     stage = MatteStage(MatteConfig(smooth=3, refine=False))
     _, _, alpha, keys = run_matte_stage(stage, frames, preds, 2)
@@ -728,13 +734,7 @@ def test_matte_stage_takes_half_precision_predictions():
 
 
 def test_matte_stage_flushes_one_at_a_time_after_single_frame_pushes(monkeypatch):
-    sizes = []
-
-    def recording(pred, height, width):
-        sizes.append(pred.shape[0])
-        return upsample(pred, height, width)
-
-    monkeypatch.setattr(A, "upsample", recording)
+    sizes = upsample_batch_sizes(monkeypatch)
     frames, preds = stage_data(4, seed=28)
     _, _, _, keys = run_matte_stage(MatteStage(MatteConfig(smooth=2, refine=False)), frames, preds, 1)
     assert keys == [0, 1, 2, 3] and sizes == [1, 1, 1, 1]
