@@ -21,6 +21,11 @@ REFERENCE = SHARED / "reference" / "u2net_official"
 # (instead of skipping, which would leave CI green with the fidelity tests never run)
 NEED_SHARED = os.environ.get("U2VIDEO_TESTS_NEED_SHARED") == "1"
 
+# Ray starts its workers at nice 15: beside any busy process (CI's neighbours, the CPU-hog runs
+# of tests/README.md) they got almost no CPU and the Ray tests took most of half an hour. The
+# tests' local Ray, in process or started by a CLI subprocess, runs its workers at our priority.
+os.environ.setdefault("RAY_worker_niceness", "0")
+
 
 def missing_shared(what: str) -> None:
     """Skip a test whose data (rembg's weights, ../shared) is absent; fail it where CI needs that data."""
