@@ -39,14 +39,13 @@ def weights_dir() -> Path | None:
     """Where rembg's u2netp.onnx is: $U2NET_HOME (as .ci/run sets it), else ../shared/models."""
     for folder in (os.environ.get("U2NET_HOME"), SHARED / "models"):
         if folder and (Path(folder) / "u2netp.onnx").is_file():
-            return Path(folder)
+            return Path(folder).resolve()  # absolute: tests link to it from temporary stores
     return None
 
 
-@pytest.fixture(autouse=True)
-def _never_download(monkeypatch):
-    # Tests must never fetch weights; a missing file becomes a ModelError instead.
-    monkeypatch.setenv("U2VIDEO_OFFLINE", "1")
+# Tests must never fetch weights; a missing file becomes a ModelError instead. Set at import, not
+# in a function fixture, so that module-scoped fixtures (test_int8's quantisation) are covered too.
+os.environ["U2VIDEO_OFFLINE"] = "1"
 
 
 @pytest.fixture
