@@ -90,7 +90,6 @@ def twenty_seconds(tmp_path_factory):
     collector = Collector(delay=0.1)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("U2NET_HOME", str(weights))
-        env.setenv("U2VIDEO_OFFLINE", "1")
         started = time.monotonic()
         stats = live_run(clip, [collector])
     return stats, collector, time.monotonic() - started
